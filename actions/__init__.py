@@ -1,0 +1,1 @@
+"""Custom actions, one module per feature. rasa-sdk imports every module here."""

@@ -1,0 +1,233 @@
+"""A durable outbox for clinic notifications.
+
+Escalations are written to a SQLite table first and delivered afterwards, so a
+notification survives a target that is down and a process that restarts:
+
+* one row per (conversation, sign): a notification is queued once, whatever
+  retries or repeats happen in the conversation;
+* a delivery worker claims due rows with a lease (so two workers never send the
+  same row at once), sends them, and marks them delivered; a failure is retried
+  with exponential backoff, up to MAX_BACKOFF_S between tries, without limit;
+* each request carries an ``Idempotency-Key`` (the row's key), so a receiver can
+  drop the rare duplicate left by a crash between sending and marking delivered.
+
+The target is a webhook URL (CLINIC_WEBHOOK_URL, or ``clinic_notifications.webhook_url``
+in endpoints.yml); with none set, notifications go to a JSON-lines notification log.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+from actions.clinic import PROJECT_DIR, endpoints_section
+
+logger = logging.getLogger(__name__)
+
+BASE_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 300.0
+LEASE_S = 30.0
+SEND_TIMEOUT_S = 5.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS clinic_notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL,
+    sign TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,
+    delivered_at REAL,
+    last_error TEXT,
+    UNIQUE (conversation_id, sign)
+);
+CREATE INDEX IF NOT EXISTS clinic_notifications_due
+    ON clinic_notifications (delivered_at, next_attempt_at);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    """Where the outbox lives and where notifications go."""
+
+    db_path: Path
+    webhook_url: Optional[str]
+    log_path: Path
+
+    @classmethod
+    def from_config(cls) -> "OutboxSettings":
+        section = endpoints_section("clinic_notifications")
+
+        def path(env: str, key: str, default: str) -> Path:
+            value = Path(os.environ.get(env) or section.get(key) or default)
+            return value if value.is_absolute() else PROJECT_DIR / value
+
+        return cls(
+            db_path=path("OUTBOX_DB", "outbox", "var/outbox.db"),
+            webhook_url=os.environ.get("CLINIC_WEBHOOK_URL") or section.get("webhook_url") or None,
+            log_path=path("NOTIFICATION_LOG", "log", "var/log/clinic_notifications.jsonl"),
+        )
+
+
+def backoff(attempts: int) -> float:
+    """Seconds to wait after the given number of failed attempts."""
+    return min(BASE_BACKOFF_S * (2 ** max(attempts - 1, 0)), MAX_BACKOFF_S)
+
+
+class Outbox:
+    """The notification table and its delivery."""
+
+    def __init__(self, settings: OutboxSettings) -> None:
+        self.settings = settings
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as db, db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.settings.db_path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.row_factory = sqlite3.Row
+        return db
+
+    def enqueue(self, conversation_id: str, payloads: Dict[str, Dict[str, Any]]) -> List[str]:
+        """Queue one notification per sign; returns the signs that were new."""
+        now = time.time()
+        new: List[str] = []
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            for sign, payload in payloads.items():
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO clinic_notifications "
+                    "(conversation_id, sign, payload, created_at, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (conversation_id, sign, json.dumps(payload, sort_keys=True), now, now),
+                )
+                if cursor.rowcount:
+                    new.append(sign)
+            db.execute("COMMIT")
+        return new
+
+    def _claim_due(self, limit: int) -> List[sqlite3.Row]:
+        now = time.time()
+        with closing(self._connect()) as db:
+            db.execute("BEGIN IMMEDIATE")
+            rows = db.execute(
+                "SELECT * FROM clinic_notifications WHERE delivered_at IS NULL "
+                "AND next_attempt_at <= ? AND lease_until <= ? ORDER BY id LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE clinic_notifications SET lease_until = ? WHERE id = ?",
+                [(now + LEASE_S, row["id"]) for row in rows],
+            )
+            db.execute("COMMIT")
+        return rows
+
+    def _record(self, row_id: int, error: Optional[str]) -> None:
+        now = time.time()
+        with closing(self._connect()) as db:
+            if error is None:
+                db.execute(
+                    "UPDATE clinic_notifications SET delivered_at = ?, attempts = attempts + 1, "
+                    "lease_until = 0, last_error = NULL WHERE id = ?",
+                    (now, row_id),
+                )
+            else:
+                attempts = db.execute(
+                    "SELECT attempts FROM clinic_notifications WHERE id = ?", (row_id,)
+                ).fetchone()["attempts"] + 1
+                db.execute(
+                    "UPDATE clinic_notifications SET attempts = ?, next_attempt_at = ?, "
+                    "lease_until = 0, last_error = ? WHERE id = ?",
+                    (attempts, now + backoff(attempts), error[:500], row_id),
+                )
+
+    def _send(self, row: sqlite3.Row) -> None:
+        payload = json.loads(row["payload"])
+        key = f"{row['conversation_id']}:{row['sign']}"
+        if not self.settings.webhook_url:
+            self.settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.settings.log_path, "a", encoding="utf-8") as log:
+                log.write(json.dumps({"idempotency_key": key, **payload}, sort_keys=True) + "\n")
+            return
+        request = urllib.request.Request(
+            self.settings.webhook_url,
+            data=json.dumps(payload).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Idempotency-Key": key},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S) as response:
+            if not 200 <= response.status < 300:
+                raise urllib.error.HTTPError(
+                    self.settings.webhook_url, response.status, "not 2xx", response.headers, None
+                )
+
+    def deliver_due(self, limit: int = 50) -> int:
+        """Send what is due; returns how many were delivered."""
+        delivered = 0
+        for row in self._claim_due(limit):
+            try:
+                self._send(row)
+            except Exception as error:  # any failure is retried later
+                logger.warning("Clinic notification %s not delivered yet: %s", row["id"], error)
+                self._record(row["id"], f"{type(error).__name__}: {error}")
+            else:
+                self._record(row["id"], None)
+                delivered += 1
+        return delivered
+
+    def pending(self) -> List[Dict[str, Any]]:
+        """Undelivered notifications, oldest first."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT conversation_id, sign, attempts, next_attempt_at, last_error "
+                "FROM clinic_notifications WHERE delivered_at IS NULL ORDER BY id"
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def status(self, conversation_id: str, signs: Iterable[str]) -> Dict[str, str]:
+        """'delivered' or 'queued' for each of a conversation's signs."""
+        wanted = list(signs)
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT sign, delivered_at FROM clinic_notifications WHERE conversation_id = ?",
+                (conversation_id,),
+            ).fetchall()
+        found = {row["sign"]: "delivered" if row["delivered_at"] else "queued" for row in rows}
+        return {sign: found.get(sign, "unknown") for sign in wanted}
+
+
+class DeliveryWorker(threading.Thread):
+    """Delivers due notifications every ``interval`` seconds until stopped."""
+
+    def __init__(self, outbox: Outbox, interval: float = 1.0) -> None:
+        super().__init__(name="clinic-notification-delivery", daemon=True)
+        self.outbox = outbox
+        self.interval = interval
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.outbox.deliver_due()
+            except Exception:  # the worker must outlive any single failure
+                logger.exception("Clinic notification delivery failed; retrying")
+            self.wake.wait(self.interval)
+            self.wake.clear()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()

@@ -1,0 +1,37 @@
+"""Fixtures for end-to-end tests: the real servers, started once per session."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.servers import PROJECT, Servers
+
+
+def current_model():
+    result = subprocess.run([sys.executable, "scripts/ensure_model.py", "--path"],
+                            cwd=PROJECT, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"no trained model for the current data; run `make model` first ({result.stdout.strip()})")
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def model_path():
+    return current_model()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory, model_path):
+    running = Servers(workdir=tmp_path_factory.mktemp("e2e"), model=model_path)
+    running.start_actions()
+    running.start_rasa()
+    yield running
+    running.stop()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
