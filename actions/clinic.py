@@ -2,28 +2,14 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Dict, List, Text
 
-import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-ENDPOINTS_PATH = Path(os.environ.get("ENDPOINTS_FILE", PROJECT_DIR / "endpoints.yml"))
+from common.settings import endpoints_section
+
 FIELDS = ("name", "phone", "email", "hours", "url", "emergency")
-
-
-@lru_cache(maxsize=None)
-def endpoints_section(name: str) -> Dict[str, str]:
-    """A section of endpoints.yml (the project's own settings live beside Rasa's)."""
-    try:
-        with open(ENDPOINTS_PATH, encoding="utf-8") as handle:
-            section = (yaml.safe_load(handle) or {}).get(name) or {}
-    except FileNotFoundError:
-        section = {}
-    return {key: str(value) for key, value in section.items() if value is not None}
 
 
 def clinic_settings() -> Dict[str, str]:

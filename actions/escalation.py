@@ -3,20 +3,22 @@
 The patient has already had the urgent message (a domain response, uttered by a
 rule before this action runs). This action records the escalation in the
 ``escalations`` slot and queues one clinic notification per sign in the durable
-outbox (actions/outbox.py); a background worker delivers it.
+outbox (common/outbox.py), which a background worker delivers. The Rasa server's
+event broker queues the same notifications, so they go out even when this action
+server is down; the outbox keeps one per conversation and sign.
 """
 from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any, Dict, List, Text
+from typing import List, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.outbox import DeliveryWorker, Outbox, OutboxSettings
+from common.outbox import DeliveryWorker, Outbox, OutboxSettings, escalation_notifications
 
 UNSPECIFIED = "unspecified"
 
@@ -25,22 +27,9 @@ UNSPECIFIED = "unspecified"
 def outbox() -> Outbox:
     """The process's outbox, with its delivery worker started once."""
     box = Outbox(OutboxSettings.from_config())
-    worker = DeliveryWorker(box)
-    worker.start()
-    box.worker = worker  # type: ignore[attr-defined]
+    box.worker = DeliveryWorker(box)  # type: ignore[attr-defined]
+    box.worker.start()  # type: ignore[attr-defined]
     return box
-
-
-def notification(conversation_id: str, sign: str, label: str, now: float) -> Dict[str, Any]:
-    """What the clinic receives: no patient text, just what it needs to act."""
-    return {
-        "type": "red_flag_escalation",
-        "level": "emergency",
-        "conversation_id": conversation_id,
-        "sign": sign,
-        "label": label,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-    }
 
 
 class ActionEscalateRedFlag(Action):
@@ -54,15 +43,10 @@ class ActionEscalateRedFlag(Action):
     ) -> List[EventType]:
         signs = list(tracker.get_slot("red_flag_signs") or []) or [UNSPECIFIED]
         labels = list(tracker.get_slot("red_flag_labels") or [])
-        labels += [sign.replace("_", " ") for sign in signs[len(labels):]]
         now = time.time()
         box = outbox()
         new = box.enqueue(
-            tracker.sender_id,
-            {
-                sign: notification(tracker.sender_id, sign, label, now)
-                for sign, label in zip(signs, labels)
-            },
+            tracker.sender_id, escalation_notifications(tracker.sender_id, signs, labels, now)
         )
         box.worker.wake.set()  # type: ignore[attr-defined]
         record = {

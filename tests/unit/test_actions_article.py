@@ -2,7 +2,8 @@
 import pytest
 
 from actions.article_search import ActionExplainMore, ActionSearchArticle
-from actions.clinic import ActionShowClinicContact, contact_text, endpoints_section
+from actions.clinic import ActionShowClinicContact, contact_text
+from common.settings import endpoints_section
 from actions.offers import ActionHandleOfferReply
 from knowledge import load_passages
 from tests.conftest import bot_event, make_tracker, user_event

@@ -11,6 +11,11 @@ notification survives a target that is down and a process that restarts:
 * each request carries an ``Idempotency-Key`` (the row's key), so a receiver can
   drop the rare duplicate left by a crash between sending and marking delivered.
 
+Two writers queue escalations: the action server's ``action_escalate_red_flag``
+and, inside the Rasa server, the event broker in components/escalation_broker.py,
+which sees every urgent message even when the action server is down. The unique
+key makes them one notification. Both processes run a delivery worker.
+
 The target is a webhook URL (CLINIC_WEBHOOK_URL, or ``clinic_notifications.webhook_url``
 in endpoints.yml); with none set, notifications go to a JSON-lines notification log.
 """
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from actions.clinic import PROJECT_DIR, endpoints_section
+from common.settings import PROJECT_DIR, endpoints_section
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +83,25 @@ class OutboxSettings:
             webhook_url=os.environ.get("CLINIC_WEBHOOK_URL") or section.get("webhook_url") or None,
             log_path=path("NOTIFICATION_LOG", "log", "var/log/clinic_notifications.jsonl"),
         )
+
+
+def escalation_notifications(
+    conversation_id: str, signs: List[str], labels: List[str], now: float
+) -> Dict[str, Dict[str, Any]]:
+    """One notification per sign: what the clinic needs to act, and no patient text."""
+    labels = list(labels) + [sign.replace("_", " ") for sign in signs[len(labels):]]
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    return {
+        sign: {
+            "type": "red_flag_escalation",
+            "level": "emergency",
+            "conversation_id": conversation_id,
+            "sign": sign,
+            "label": label,
+            "created_at": created,
+        }
+        for sign, label in zip(signs, labels)
+    }
 
 
 def backoff(attempts: int) -> float:

@@ -1,0 +1,1 @@
+"""Code shared by the Rasa server process and the action server."""
