@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tests.e2e.servers import PROJECT, Servers
+from tests.webhook_receiver import WebhookReceiver
 
 
 def current_model():
@@ -23,8 +24,17 @@ def model_path():
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory, model_path):
-    running = Servers(workdir=tmp_path_factory.mktemp("e2e"), model=model_path)
+def webhook():
+    """The clinic's notification webhook, played by a real local HTTP server."""
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory, model_path, webhook):
+    running = Servers(workdir=tmp_path_factory.mktemp("e2e"), model=model_path,
+                      webhook_url=webhook.url)
     running.start_actions()
     running.start_rasa()
     yield running
