@@ -45,9 +45,16 @@ class SignMatch:
 
 @dataclass
 class Detection:
-    """All signs found in a message."""
+    """All signs found in a message, and every symptom word with its context."""
 
     matches: List[SignMatch] = field(default_factory=list)
+    # (concept, reason) for each symptom word; reason "" when it is affirmed.
+    mentions: List[Tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def only_denied(self) -> bool:
+        """Symptom words are mentioned, and every one is negated or asked about."""
+        return bool(self.mentions) and all(reason for _, reason in self.mentions)
 
     def _signs(self, reported: bool) -> List[str]:
         signs: List[str] = []
@@ -158,7 +165,15 @@ class RedFlagMatcher:
         detection = Detection()
         for sentence in doc.sents:
             detection.matches.extend(self._sentence_matches(doc, sentence, found))
+            detection.mentions.extend(self._mentions(doc, sentence, found))
         return detection
+
+    def _mentions(self, doc: Doc, sentence: Span, found: Dict[str, Spans]) -> List[Tuple[str, str]]:
+        concept_spans = [(key[2:], span) for key, spans in found.items() if key.startswith("C:")
+                         for span in self._within(spans, sentence)]
+        every = [span for _, span in concept_spans]
+        return [(concept, self._reason(doc, sentence, [span], every, found))
+                for concept, span in concept_spans]
 
     @staticmethod
     def _within(spans: Optional[Spans], sentence: Span) -> Spans:

@@ -8,11 +8,12 @@ text of the message. Then:
   ranking) and adds one ``red_flag`` entity (the sign id) and one
   ``red_flag_label`` entity (its plain-English label) per sign, which fill the
   slots the urgent message names;
-* when the classifier chose ``report_red_flag`` but every sign found was negated or
-  asked about, the intent falls back to the classifier's best other intent;
-* when the classifier chose ``report_red_flag`` and the lexicon found nothing, the
-  classifier is trusted (a missing lexicon entry must still escalate) and the sign
-  is ``unspecified``.
+* when the classifier chose ``report_red_flag`` but every sign or symptom word found
+  was negated or asked about ("I can pee normally"), the intent falls back to the
+  classifier's best other intent;
+* when the classifier chose ``report_red_flag`` and the lexicon found no sign, and
+  not only denied symptom words, the classifier is trusted (a missing lexicon
+  entry must still escalate) and the sign is ``unspecified``.
 
 The classifier's own intent and ranking are kept in the ``red_flag`` output of
 the parse data, so reviewers see both. The lexicon is read at training time and
@@ -119,7 +120,8 @@ class RedFlagDetector(GraphComponent):
         signs = detection.reported
         labels = [self._label(sign) for sign in signs]
         spans = {m.sign: m for m in detection.matches if m.reported}
-        if not signs and classifier_says and not detection.matches:
+        denied = bool(detection.matches) or detection.only_denied
+        if not signs and classifier_says and not denied:
             signs, labels = [UNSPECIFIED], [UNSPECIFIED_LABEL]
         output = {
             "signs": signs,
@@ -144,7 +146,7 @@ class RedFlagDetector(GraphComponent):
                     })
             message.set(ENTITIES, entities, add_to_output=True)
         elif classifier_says:
-            # Every sign found was negated or asked about: not a report.
+            # Every sign or symptom word found was negated or asked about: not a report.
             others = [item for item in ranking if item.get(INTENT_NAME_KEY) != INTENT_NAME]
             if others:
                 self._set_intent(message, dict(others[0]), ranking)

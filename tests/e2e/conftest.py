@@ -1,6 +1,7 @@
 """Fixtures for end-to-end tests: the real servers, started once per session."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ from tests.webhook_receiver import WebhookReceiver
 
 
 def current_model():
+    if os.environ.get("E2E_MODEL"):  # a specific model, e.g. while iterating on tests
+        return os.environ["E2E_MODEL"]
     result = subprocess.run([sys.executable, "scripts/ensure_model.py", "--path"],
                             cwd=PROJECT, capture_output=True, text=True)
     if result.returncode != 0:

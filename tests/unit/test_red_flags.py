@@ -190,6 +190,16 @@ def test_a_negated_sign_demotes_the_classifiers_red_flag(detector):
     assert message.get("red_flag")["not_reported"][0]["reason"] == "pre_negation"
 
 
+@pytest.mark.parametrize("text", ["I can pee normally", "I'm not numb anywhere", "my legs are not weak"])
+def test_denied_symptom_words_demote_the_classifiers_red_flag(detector, text):
+    message = classified(text, intent="report_red_flag", confidence=0.9)
+    message.set("intent_ranking", [{"name": "report_red_flag", "confidence": 0.9},
+                                   {"name": "deny", "confidence": 0.05}])
+    detector.process([message])
+    assert message.get("intent")["name"] == "deny"
+    assert message.get("red_flag")["signs"] == []
+
+
 def test_the_classifier_is_trusted_when_the_lexicon_knows_nothing(detector):
     message = classified("something is very wrong down below", intent="report_red_flag", confidence=0.9)
     detector.process([message])
