@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 MODEL=$("$VENV/bin/python" scripts/ensure_model.py --path)
-RASA_PORT=${RASA_PORT:-5005}
-ACTIONS_PORT=${ACTIONS_PORT:-5055}
+RASA_PORT=5005
+ACTIONS_PORT=5055  # the action_endpoint in endpoints.yml
 mkdir -p var/log
 # Rasa's HTTP API (trackers, model) is on only with a token: RASA_API_TOKEN, or
 # one generated once per checkout into var/api_token (git-ignored).
