@@ -17,10 +17,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Dict, List, Optional, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import (
     INTENT,
     INTENT_NAME_KEY,
@@ -31,6 +28,8 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 from rasa.nlu.constants import TOKENS_NAMES
+
+from components.base import StatelessComponent
 
 OUTPUT_KEY = "input_guard"
 UNCLEAR_INTENT = "unclear_input"
@@ -62,40 +61,10 @@ def unusable_intent(text: str) -> Optional[str]:
     return None
 
 
-class _Stateless(GraphComponent):
-    """A component without training state."""
-
-    def __init__(self, config: Dict[Text, Any]) -> None:
-        self.config = config
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> GraphComponent:
-        return cls(config)
-
-    def process_training_data(self, training_data: TrainingData) -> TrainingData:
-        for message in training_data.training_examples:
-            self._process_one(message)
-        return training_data
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        for message in messages:
-            self._process_one(message)
-        return messages
-
-    def _process_one(self, message: Message) -> None:
-        raise NotImplementedError
-
-
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False
 )
-class InputSanitizer(_Stateless):
+class InputSanitizer(StatelessComponent):
     """Removes control characters; records the original length."""
 
     def _process_one(self, message: Message) -> None:
@@ -116,7 +85,7 @@ class InputSanitizer(_Stateless):
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False
 )
-class TokenLimiter(_Stateless):
+class TokenLimiter(StatelessComponent):
     """Keeps the first ``max_tokens`` tokens of the text for the classifiers."""
 
     @staticmethod
@@ -136,7 +105,7 @@ class TokenLimiter(_Stateless):
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
 )
-class UnusableInputClassifier(_Stateless):
+class UnusableInputClassifier(StatelessComponent):
     """Fixed intents for text with no letters or in a non-Latin script."""
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
