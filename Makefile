@@ -7,6 +7,8 @@ PY       := $(VENV)/bin/python
 RASA     := $(VENV)/bin/rasa
 STAMP    := $(VENV)/.installed
 LOCK     := requirements.lock
+VENDOR_JS := web/public/widget/vendor/socket.io.min.js
+CHROMIUM := /usr/bin/chromium
 
 # Python 3.10: Rasa 3.6 does not run on 3.11 or newer.
 PYTHON310 := $(shell \
@@ -21,10 +23,10 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help setup model run test test-unit test-stories test-e2e validate cross-validate eval-red-flags clean lock
+.PHONY: help setup model run test test-stories validate browser cross-validate eval-red-flags clean lock
 
 help:
-	@echo "make run    - set up, train if needed, and start the assistant (Rasa :5005, actions :5055)"
+	@echo "make run    - set up, train if needed, and start the assistant (Rasa :5005, actions :5055, chat page :8080)"
 	@echo "make test   - set up, train if needed, and run every test"
 	@echo "make cross-validate - 5-fold NLU cross-validation (intent and response selection F1)"
 	@echo "make eval-red-flags - red-flag recall and false-alarm rate on the evaluation set"
@@ -42,7 +44,25 @@ $(STAMP): $(LOCK)
 	@$(PY) -m pip check
 	@touch $@
 
-setup: $(STAMP)
+# The widget's one browser dependency, socket.io-client, vendored from the npm
+# registry at the version web/package-lock.json pins, so no page loads from a CDN.
+$(VENDOR_JS): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "ERROR: npm is required to vendor the chat widget's socket.io-client (install Node.js 18+)."; exit 1; }
+	@echo "==> Vendoring socket.io-client for the chat widget (npm ci)"
+	@cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@mkdir -p $(@D) && cp web/node_modules/socket.io-client/dist/socket.io.min.js $@
+
+setup: $(STAMP) $(VENDOR_JS)
+
+# Browser tests drive Debian's Chromium through Playwright (Playwright's own
+# browser download does not work here).
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "==> Installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	    || { echo "ERROR: could not install chromium; install it with 'apt-get install chromium'."; exit 1; }; \
+	fi
 
 # A model is trained only when none matches the current data, config and domain:
 # scripts/model_hash.py names the model after a hash of everything that goes into it.
@@ -56,7 +76,7 @@ validate: setup
 	@echo "==> rasa data validate --fail-on-warnings"
 	@$(RASA) data validate -d domain --fail-on-warnings
 
-test: model validate
+test: model validate browser
 	@echo "==> pytest (unit, grounding, end-to-end)"
 	@$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-stories
@@ -83,4 +103,4 @@ lock:
 	@rm -rf .lockvenv
 
 clean:
-	rm -rf $(VENV) models results var .pytest_cache
+	rm -rf $(VENV) models results var .pytest_cache web/node_modules web/public/widget/vendor

@@ -112,6 +112,7 @@ class RedFlagMatcher:
             self._add(f"X:{key}", self.context.get(key) or [])
         self.question_openers = {self._norm_word(w) for w in self.context["question_openers"]}
         self.first_person = {str(w).lower() for w in self.context["first_person"]}
+        self.question_subjects = {self._norm_word(w) for w in self.context.get("question_subjects") or []}
 
     # Normalisation ---------------------------------------------------------------
 
@@ -228,7 +229,12 @@ class RedFlagMatcher:
                         and not any(end <= t < s for t, _ in terminators):
                     return "post_negation"
         words = [t for t in sentence if not t.is_punct and not t.is_space]
-        if words and sentence.text.rstrip().endswith("?") and words[0].norm_ in self.question_openers \
+        # Patients often leave out the "?": "can you have it and feel nothing" still asks,
+        # because a question word is followed by a general subject ("can you", "does it");
+        # "can't feel anything down there" opens with "can not" and stays a report.
+        asks = sentence.text.rstrip().endswith("?") or (
+            len(words) > 1 and words[1].norm_ in self.question_subjects)
+        if words and asks and words[0].norm_ in self.question_openers \
                 and not any(t.lower_ in self.first_person for t in sentence):
             return "question"
         return ""

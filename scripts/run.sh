@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the action server and Rasa in the foreground; Ctrl-C stops both.
+# Starts the action server, Rasa and the chat page in the foreground; Ctrl-C stops them all.
 # Called by `make run` after setup and training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +7,7 @@ VENV=.venv
 MODEL=$("$VENV/bin/python" scripts/ensure_model.py --path)
 RASA_PORT=5005
 ACTIONS_PORT=5055  # the action_endpoint in endpoints.yml
+WEB_PORT=${WEB_PORT:-8080}
 mkdir -p var/log
 # Rasa's HTTP API (trackers, model) is on only with a token: RASA_API_TOKEN, or
 # one generated once per checkout into var/api_token (git-ignored).
@@ -14,8 +15,10 @@ if [ -z "${RASA_API_TOKEN:-}" ]; then
   [ -s var/api_token ] || (umask 077; "$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(32))' > var/api_token)
   RASA_API_TOKEN=$(cat var/api_token)
 fi
-# Origins allowed to call Rasa from a browser (space-separated).
-read -r -a CORS <<< "${CORS_ORIGINS:-http://localhost:8080 http://127.0.0.1:8080}"
+# Origins allowed to call Rasa from a browser (space-separated): Rasa's --cors for
+# HTTP, and channels/socketio.py reads the same variable for socket.io connections.
+export CORS_ORIGINS="${CORS_ORIGINS:-http://localhost:$WEB_PORT http://127.0.0.1:$WEB_PORT}"
+read -r -a CORS <<< "$CORS_ORIGINS"
 
 pids=()
 stop() {
@@ -38,6 +41,10 @@ echo "==> Starting Rasa on port $RASA_PORT with $MODEL (log: var/log/rasa.log)"
   >var/log/rasa.log 2>&1 &
 pids+=($!)
 
+echo "==> Serving the chat page on port $WEB_PORT (log: var/log/web.log)"
+"$VENV/bin/python" -m web.serve --port "$WEB_PORT" >var/log/web.log 2>&1 &
+pids+=($!)
+
 printf "==> Waiting for Rasa to load the model"
 for _ in $(seq 1 180); do
   if curl -fs "http://localhost:$RASA_PORT/" >/dev/null 2>&1; then break; fi
@@ -50,7 +57,7 @@ echo
 cat <<MSG
 ==> Ready.
     REST:      curl -s localhost:$RASA_PORT/webhooks/rest/webhook -d '{"sender":"me","message":"what is a calcified disc?"}'
-    socket.io: http://localhost:$RASA_PORT/socket.io
+    Chat page: http://localhost:$WEB_PORT/  (the widget, on Rasa's socket.io channel)
     Conversations are stored in var/conversations.db. Press Ctrl-C to stop.
 MSG
 wait -n "${pids[@]}"

@@ -9,23 +9,24 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Dict, List, Type
+
+from tests.local_server import LocalServer
 
 
-class WebhookReceiver:
+class WebhookReceiver(LocalServer):
     def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
         self.requests: List[Dict[str, Any]] = []
         self.status = 200
-        self.port = port
-        self._server: Optional[ThreadingHTTPServer] = None
         self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/notify"
 
-    def start(self) -> "WebhookReceiver":
+    def handler(self) -> Type[BaseHTTPRequestHandler]:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,17 +45,7 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return Handler
 
     def keys(self) -> List[str]:
         with self._lock:

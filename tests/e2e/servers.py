@@ -69,15 +69,26 @@ class Servers:
     workdir: Path
     model: Path
     webhook_url: str = ""
+    extra_env: Dict[str, str] = field(default_factory=dict)
     rasa_port: int = field(default_factory=free_port)
     actions_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
     token: str = field(default_factory=lambda: secrets.token_hex(16))
     rasa: Optional[subprocess.Popen] = None
     actions: Optional[subprocess.Popen] = None
+    web: Optional[subprocess.Popen] = None
 
     @property
     def rasa_url(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def web_origins(self) -> List[str]:
+        return [f"http://127.0.0.1:{self.web_port}", f"http://localhost:{self.web_port}"]
 
     def env(self) -> Dict[str, str]:
         env = dict(os.environ)
@@ -89,7 +100,9 @@ class Servers:
             OUTBOX_DB=str(self.workdir / "outbox.db"),
             NOTIFICATION_LOG=str(self.workdir / "notifications.jsonl"),
             CLINIC_WEBHOOK_URL=self.webhook_url,
+            CORS_ORIGINS=" ".join(self.web_origins),
         )
+        env.update(self.extra_env)
         return env
 
     def endpoints_file(self) -> Path:
@@ -115,11 +128,23 @@ class Servers:
         self.rasa = subprocess.Popen(
             [str(BIN / "rasa"), "run", "--model", str(self.model), "--port", str(self.rasa_port),
              "--enable-api", f"--auth-token={self.token}",
-             "--endpoints", str(self.endpoints_file()), "--credentials", str(PROJECT / "credentials.yml")],
+             "--endpoints", str(self.endpoints_file()), "--credentials", str(PROJECT / "credentials.yml"),
+             "--cors", *self.web_origins],
             cwd=PROJECT, env=self.env(), stdout=open(log, "ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_for(f"{self.rasa_url}/", self.rasa, log)
+
+    def start_web(self) -> None:
+        """The chat page, as `make run` serves it, with the widget pointed at this Rasa."""
+        log = self.workdir / "web.log"
+        self.web = subprocess.Popen(
+            [sys.executable, "-m", "web.serve", "--host", "127.0.0.1", "--port", str(self.web_port),
+             "--widget-server", self.rasa_url],
+            cwd=PROJECT, env=self.env(), stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(f"{self.web_url}/", self.web, log)
 
     @staticmethod
     def _stop(process: Optional[subprocess.Popen]) -> None:
@@ -138,6 +163,7 @@ class Servers:
         self._stop(self.rasa)
 
     def stop(self) -> None:
+        self._stop(self.web)
         self.stop_rasa()
         self.stop_actions()
 

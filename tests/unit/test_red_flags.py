@@ -96,6 +96,8 @@ def test_misspellings(matcher, text, sign):
         ("what is foot drop?", "asking"),
         ("what does saddle numbness mean", "asking"),
         ("can it cause incontinence?", "question"),
+        ("can you have it and feel nothing", "question"),  # no "?", general subject
+        ("does it make both legs weak", "question"),
     ],
 )
 def test_each_context_rule_stops_a_report(matcher, text, rule):
@@ -118,6 +120,8 @@ def test_plain_reassurance_has_no_match_at_all(matcher, text):
         ("I can't pee, is that bad?", "urinary_difficulty"),  # question with a first-person report
         ("Is it normal that I can't feel the toilet paper?", "saddle_numbness"),
         ("i wet myself last night, should i worry?", "bladder_control"),
+        ("cant feel anything down there", "saddle_numbness"),  # opens like a question, isn't one
+        ("can not feel my feet and both legs are weak", "both_legs"),
     ],
 )
 def test_reports_survive_the_context_rules(matcher, text, sign):
