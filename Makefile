@@ -29,7 +29,7 @@ help:
 	@echo "make run    - set up, train if needed, and start the assistant (Rasa :5005, actions :5055, chat page :8080)"
 	@echo "make test   - set up, train if needed, and run every test"
 	@echo "make cross-validate - 5-fold NLU cross-validation (intent and response selection F1)"
-	@echo "make eval-red-flags - red-flag recall and false-alarm rate on the evaluation set"
+	@echo "make eval-red-flags - red-flag recall and false-alarm rate on the evaluation sets (matcher, then whole model)"
 
 $(STAMP): $(LOCK)
 	@if [ -z "$(PYTHON310)" ]; then \
@@ -91,8 +91,9 @@ cross-validate: setup
 	  --out results/cross-validation
 	@$(PY) scripts/report_cv.py results/cross-validation
 
-eval-red-flags: setup
+eval-red-flags: model
 	@$(PY) scripts/eval_red_flags.py
+	@$(PY) scripts/eval_red_flags.py --model "$$($(PY) scripts/ensure_model.py --path)"
 
 # Re-resolve requirements.in into requirements.lock in a throwaway venv.
 lock:

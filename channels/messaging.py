@@ -123,7 +123,12 @@ class MessagingChannel(InputChannel):
 # Telegram -----------------------------------------------------------------------
 
 class ClinicTelegramOutput(TextOptionsOutput, TelegramOutput):
-    """Telegram with inline buttons and the same options numbered in the text."""
+    """Telegram with inline buttons and the same options numbered in the text.
+
+    A button's callback data is its number, not its payload: Telegram allows 64
+    bytes of callback data, less than some payloads, and the number is resolved
+    to the payload like a typed one.
+    """
 
     def __init__(self, access_token: Optional[Text], api_base: str = "") -> None:
         # TelegramOutput's own __init__ takes no API server; aiogram's Bot does.
@@ -132,8 +137,9 @@ class ClinicTelegramOutput(TextOptionsOutput, TelegramOutput):
 
     async def send_text_with_buttons(self, recipient_id: Text, text: Text,
                                      buttons: List[Dict[Text, Any]], **kwargs: Any) -> None:
+        numbered = [{**button, "payload": str(index)} for index, button in enumerate(buttons, start=1)]
         await TelegramOutput.send_text_with_buttons(
-            self, recipient_id, options.numbered(text, buttons), buttons, **kwargs)
+            self, recipient_id, options.numbered(text, buttons), numbered, **kwargs)
 
 
 class ClinicTelegramInput(MessagingChannel, TelegramInput):

@@ -11,9 +11,14 @@ text of the message. Then:
 * when the classifier chose ``report_red_flag`` but every sign or symptom word found
   was negated or asked about ("I can pee normally"), the intent falls back to the
   classifier's best other intent;
-* when the classifier chose ``report_red_flag`` and the lexicon found no sign, and
-  not only denied symptom words, the classifier is trusted (a missing lexicon
-  entry must still escalate) and the sign is ``unspecified``.
+* when the classifier chose ``report_red_flag``, the lexicon found no sign but did
+  find affirmed symptom words ("numb toes on my right foot", "pain in my groin"),
+  the lexicon understood the message and saw no red flag in it, but the classifier
+  may know a wording it lacks: the intent becomes ``describe_symptoms``, whose
+  rule asks the red-flag screening question, and a yes escalates;
+* when the classifier chose ``report_red_flag`` and the lexicon found no symptom
+  word at all, the wording is unknown to it, so the classifier is trusted (a missing
+  lexicon entry must still escalate) and the sign is ``unspecified``.
 
 The classifier's own intent and ranking are kept in the ``red_flag`` output of
 the parse data, so reviewers see both. The lexicon is read at training time and
@@ -44,6 +49,7 @@ from common.settings import PROJECT_DIR
 from components.red_flag_matcher import Detection, RedFlagMatcher
 
 INTENT_NAME = "report_red_flag"
+SCREEN_INTENT = "describe_symptoms"  # its rule asks the red-flag screening question
 OUTPUT_KEY = "red_flag"
 UNSPECIFIED = "unspecified"
 UNSPECIFIED_LABEL = "a warning sign"
@@ -121,7 +127,9 @@ class RedFlagDetector(GraphComponent):
         labels = [self._label(sign) for sign in signs]
         spans = {m.sign: m for m in detection.matches if m.reported}
         denied = bool(detection.matches) or detection.only_denied
-        if not signs and classifier_says and not denied:
+        understood = any(not reason for _, reason in detection.mentions)
+        screen = not signs and classifier_says and not denied and understood
+        if not signs and classifier_says and not denied and not understood:
             signs, labels = [UNSPECIFIED], [UNSPECIFIED_LABEL]
         output = {
             "signs": signs,
@@ -131,6 +139,7 @@ class RedFlagDetector(GraphComponent):
             ],
             "classifier_intent": intent or None,
             "classifier_ranking": ranking,
+            "screen": screen,
         }
         message.set(OUTPUT_KEY, output, add_to_output=True)
         if signs:
@@ -145,6 +154,8 @@ class RedFlagDetector(GraphComponent):
                         "confidence_entity": 1.0, "extractor": type(self).__name__,
                     })
             message.set(ENTITIES, entities, add_to_output=True)
+        elif screen:
+            self._set_intent(message, {INTENT_NAME_KEY: SCREEN_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}, ranking)
         elif classifier_says:
             # Every sign or symptom word found was negated or asked about: not a report.
             others = [item for item in ranking if item.get(INTENT_NAME_KEY) != INTENT_NAME]

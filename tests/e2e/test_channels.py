@@ -7,6 +7,7 @@ connector (aiogram) sends its replies to a local stand-in for the Bot API
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import time
 
@@ -82,9 +83,28 @@ def test_buttons_become_numbered_options_and_a_number_picks_one(servers, telegra
     assert any(first_question in reply for reply in replies), replies
     assert any(PROMPT in reply and "1. Yes" in reply for reply in replies)
 
+    # Inline buttons carry the option's number (Telegram allows 64 bytes of callback data).
+    keyboard = json.loads([c["reply_markup"] for c in telegram.sent(chat) if c.get("reply_markup")][-1])
+    assert [b["callback_data"] for row in keyboard["inline_keyboard"] for b in row] == ["1", "2", "3"]
+
     # "2" now means "No" to the safety question, not the earlier offer.
     replies = tell(servers, telegram, chat, "2")
     assert replies and not any(first_question in reply for reply in replies)
+
+
+def test_pressing_an_inline_button_picks_its_option(servers, telegram):
+    chat = new_chat()
+    tell(servers, telegram, chat, "my left foot tingles")  # the symptom screen
+    before = len(telegram.sent(chat))
+    press = {"update_id": next(_update_ids), "callback_query": {
+        "id": str(random.randint(1, 10**9)), "chat_instance": "1", "data": "1",
+        "from": {"id": chat, "is_bot": False, "first_name": "Pat"},
+        "message": {"message_id": 1, "date": int(time.time()), "text": "...",
+                    "chat": {"id": chat, "type": "private"}}}}
+    status, _ = http("POST", f"{servers.rasa_url}/webhooks/telegram/webhook", body=press)
+    assert status == 200
+    replies = [c["text"] for c in telegram.sent(chat)[before:]]
+    assert replies and "emergency" in replies[0].lower()  # option 1: "Yes, I have one of these"
 
 
 def test_emergency_message_is_plain_text_that_stands_on_its_own(servers, telegram):

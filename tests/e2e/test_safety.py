@@ -47,6 +47,46 @@ def test_negated_and_informational_mentions_do_not_escalate(servers, message):
     assert "emergency care now" not in texts(replies)
 
 
+SCREEN = "have you had any of these"
+
+
+def test_symptoms_without_a_red_flag_get_no_assessment_and_the_screening_question(servers):
+    replies = servers.say(sender(), "I've had a dull ache in my lower back and right hip for weeks")
+    assert escalation(replies) is None
+    assert "can't assess" in replies[0]["text"] and SCREEN in replies[0]["text"]
+    assert [b["title"] for b in replies[0]["buttons"]] == ["Yes, I have one of these", "No, none of these"]
+
+
+def test_a_no_to_the_screening_question_does_not_escalate(servers):
+    who = sender()
+    servers.say(who, "my left calf goes numb when I sit for long")
+    replies = servers.say(who, "no")
+    assert escalation(replies) is None
+    assert "If any of those signs start" in replies[0]["text"]
+
+
+@pytest.mark.parametrize("answer", ["yes", "button"])
+def test_a_yes_to_the_screening_question_escalates(servers, answer):
+    who = sender()
+    [screen] = [r for r in servers.say(who, "sharp pain in my back when I cough") if r.get("buttons")]
+    message = "yes actually" if answer == "yes" else screen["buttons"][0]["payload"]
+    replies = servers.say(who, message)
+    assert "emergency" in replies[0]["text"].lower()
+    assert escalation(replies)["level"] == "emergency"
+    assert "clinic" in texts(replies[1:])
+
+
+def test_the_whole_model_meets_the_red_flag_targets_on_the_evaluation_sets(servers):
+    """The evaluation sets through the deployed NLU (classifier and detector together)."""
+    from scripts.eval_red_flags import EVAL_SETS, FALSE_ALARM_TARGET, RECALL_TARGET, evaluate, parse_detector
+
+    detect = parse_detector(servers.parse)
+    for path in EVAL_SETS:
+        result = evaluate(path, detect)
+        assert result["recall"] >= RECALL_TARGET, (path.name, result["misses"])
+        assert result["false_alarm_rate"] <= FALSE_ALARM_TARGET, (path.name, result["false_alarms"])
+
+
 def test_the_urgent_message_names_the_signs(servers):
     text = texts(servers.say(sender(), "my foot drags and I have wet myself"))
     assert "foot drop" in text and "loss of bladder control" in text

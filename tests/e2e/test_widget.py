@@ -186,6 +186,29 @@ def test_new_messages_are_announced_to_screen_readers(page):
     expect(log.locator(".ccw-bot")).to_have_count(1)
 
 
+CONTRAST = """() => {
+  const rgb = c => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                                    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = node => { for (; node; node = node.parentElement) {
+      const c = rgb(getComputedStyle(node).backgroundColor); if (c.length < 4 || c[3] > 0) return c; }
+    return [255, 255, 255]; };
+  return [...document.querySelectorAll('.ccw p, .ccw button:not(:disabled), .ccw h2, .ccw strong')]
+    .filter(node => node.offsetParent !== null && node.textContent.trim())
+    .map(node => { const a = lum(rgb(getComputedStyle(node).color)), b = lum(background(node));
+                   return [node.className || node.tagName, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]; });
+}"""
+
+
+def test_text_has_readable_contrast(page):
+    open_chat(page)
+    ask(page, "my back hurts and I can't feel the toilet paper when I wipe")  # shows the banner too
+    ratios = page.evaluate(CONTRAST)
+    assert len(ratios) >= 8
+    low = [(name, round(ratio, 2)) for name, ratio in ratios if ratio < 4.5]
+    assert not low, f"below WCAG AA 4.5:1: {low}"
+
+
 def test_phone_width(browser, servers):
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     page = context.new_page()

@@ -96,7 +96,7 @@ def test_misspellings(matcher, text, sign):
         ("what is foot drop?", "asking"),
         ("what does saddle numbness mean", "asking"),
         ("can it cause incontinence?", "question"),
-        ("can you have it and feel nothing", "question"),  # no "?", general subject
+        ("can you go numb between the legs with it", "question"),  # no "?", general subject
         ("does it make both legs weak", "question"),
     ],
 )
@@ -210,6 +210,16 @@ def test_the_classifier_is_trusted_when_the_lexicon_knows_nothing(detector):
     assert message.get("intent")["name"] == "report_red_flag"
     assert message.get("red_flag")["signs"] == ["unspecified"]
     assert ("red_flag", "unspecified") in {(e["entity"], e["value"]) for e in message.get("entities")}
+
+
+@pytest.mark.parametrize("text", ["numb toes on my right foot", "I have pain in my groin when I walk"])
+def test_symptom_words_without_a_sign_get_the_screening_question_not_an_alarm(detector, text):
+    message = classified(text, intent="report_red_flag", confidence=0.9)
+    detector.process([message])
+    assert message.get("intent") == {"name": "describe_symptoms", "confidence": 1.0}
+    output = message.get("red_flag")
+    assert output["signs"] == [] and output["screen"] is True
+    assert output["classifier_intent"]["name"] == "report_red_flag"  # reviewers see both
 
 
 def test_ordinary_messages_are_left_alone_but_carry_the_output(detector):
