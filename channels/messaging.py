@@ -96,10 +96,16 @@ class MessagingChannel(InputChannel):
         """The output channel to answer on (a connector may build its own per message)."""
         return output
 
+    #: app commands that mean one of our intents, e.g. Telegram's /start
+    COMMANDS: Dict[str, str] = {}
+
     def resolving(self, on_new_message: Handler) -> Handler:
         async def handle(message: UserMessage) -> Any:
             message.output_channel = self.adapt_output(message.output_channel)
-            if self._agent is not None and message.text:
+            command = (message.text or "").strip().lower()
+            if command in self.COMMANDS:
+                message.text = self.COMMANDS[command]
+            elif self._agent is not None and message.text:
                 tracker = await self._agent.tracker_store.retrieve(message.sender_id)
                 if tracker is not None:
                     message.text = options.resolve(message.text, [e.as_dict() for e in tracker.events])
@@ -145,6 +151,8 @@ class ClinicTelegramOutput(TextOptionsOutput, TelegramOutput):
 class ClinicTelegramInput(MessagingChannel, TelegramInput):
     SETTINGS = {"access_token": "TELEGRAM_ACCESS_TOKEN", "verify": "TELEGRAM_BOT_USERNAME",
                 "webhook_url": "TELEGRAM_WEBHOOK_URL"}
+    # Telegram sends /start when someone opens the bot: greet them, with the disclaimer.
+    COMMANDS = {"/start": "/greet"}
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:

@@ -55,6 +55,11 @@ def test_webhook_is_registered_with_telegram_at_startup(servers, telegram):
     assert call["params"]["url"] == TELEGRAM_WEBHOOK
 
 
+def test_opening_the_bot_on_telegram_gets_the_greeting(servers, telegram):
+    replies = tell(servers, telegram, new_chat(), "/start")
+    assert replies and "not a diagnosis" in replies[0]
+
+
 def test_telegram_question_gets_the_grounded_answer_in_the_right_chat(servers, telegram):
     asker, bystander = new_chat(), new_chat()
     tell(servers, telegram, bystander, "hello")

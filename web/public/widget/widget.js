@@ -237,12 +237,12 @@
   }
 
   // ---- interaction -------------------------------------------------------------------
-  function open() {
+  function open(focus) {
     root.setAttribute("data-state", "open");
     panel.hidden = false;
     launcher.setAttribute("aria-expanded", "true");
     connect();
-    input.focus();
+    if (focus !== false) input.focus();
   }
   function close() {
     root.setAttribute("data-state", "closed");
@@ -251,7 +251,7 @@
     launcher.focus();
   }
 
-  launcher.addEventListener("click", function () { if (panel.hidden) open(); else close(); });
+  launcher.addEventListener("click", function () { if (panel.hidden) open(true); else close(); });
   closeButton.addEventListener("click", close);
   panel.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
   form.addEventListener("submit", function (event) {
@@ -276,9 +276,9 @@
   renderAll();
   var vendor = el("script", { src: base + "vendor/socket.io.min.js" });
   vendor.addEventListener("load", function () {
-    if (!panel.hidden || state.messages.length || config.open) {
-      if (config.open || state.messages.length) open(); else connect();
-    }
+    // A returning visitor (a reload) gets the conversation back, without moving focus.
+    if (config.open || state.messages.length) open(false);
+    else if (!panel.hidden) connect();  // opened before socket.io had loaded
   });
   vendor.addEventListener("error", function () { setStatus("The chat could not load. Please contact the clinic."); });
   document.head.appendChild(vendor);
