@@ -13,7 +13,7 @@ Rasa 3.6's ``SocketIOInput`` has three problems with current python-socketio
 * It accepts any origin and any input. Here a browser connection must come from
   an allowed origin (``CORS_ORIGINS``, space-separated; the same list Rasa's
   ``--cors`` gets), the session id must look like one, and the message must be a
-  string of at most 20,000 characters; otherwise the client gets an ``error``
+  string of at most 20,000 characters; otherwise the client gets an ``input_error``
   event with a clear message, and nothing reaches Rasa.
 
 Conversations are keyed by the session id the widget stores, so a page reload
@@ -165,14 +165,14 @@ class WidgetSocketIOInput(InputChannel):
             session = await sio.get_session(sid)
             session_id = session.get("session_id")
             if not session_id:
-                await sio.emit("error", {"error": "send session_request before any message"}, room=sid)
+                await sio.emit("input_error", {"error": "send session_request before any message"}, room=sid)
                 return
             if not isinstance(data, dict) or not isinstance(data.get("message"), str):
-                await sio.emit("error", {"error": 'expected {"message": "<text>"}'}, room=sid)
+                await sio.emit("input_error", {"error": 'expected {"message": "<text>"}'}, room=sid)
                 return
             text = data["message"]
             if len(text) > MAX_MESSAGE_CHARS:
-                await sio.emit("error", {"error": f"the message is {len(text)} characters long; "
+                await sio.emit("input_error", {"error": f"the message is {len(text)} characters long; "
                                                   f"the limit is {MAX_MESSAGE_CHARS}"}, room=sid)
                 return
             metadata = data.get("metadata") or {}

@@ -212,7 +212,7 @@
         });
       }
     });
-    socket.on("error", function (event) {
+    socket.on("input_error", function (event) {
       setTyping(false);
       setStatus((event && event.error) || "Something went wrong. Please try again.");
     });
