@@ -105,7 +105,7 @@ class MessagingChannel(InputChannel):
             command = (message.text or "").strip().lower()
             if command in self.COMMANDS:
                 message.text = self.COMMANDS[command]
-            elif self._agent is not None and message.text:
+            elif self._agent is not None and options.is_number(message.text):  # only then read the tracker
                 tracker = await self._agent.tracker_store.retrieve(message.sender_id)
                 if tracker is not None:
                     message.text = options.resolve(message.text, [e.as_dict() for e in tracker.events])

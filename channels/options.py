@@ -44,6 +44,11 @@ def latest_buttons(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return []
 
 
+def is_number(text: Optional[str]) -> bool:
+    """Whether a reply is just an option number ("2", "2.", "option 2")."""
+    return bool(_NUMBER.match(text or ""))
+
+
 def resolve(text: Optional[str], events: List[Dict[str, Any]]) -> Optional[str]:
     """The payload of button `n` when the user replied just `n`; otherwise the text."""
     match = _NUMBER.match(text or "")

@@ -127,9 +127,11 @@ class RedFlagDetector(GraphComponent):
         labels = [self._label(sign) for sign in signs]
         spans = {m.sign: m for m in detection.matches if m.reported}
         denied = bool(detection.matches) or detection.only_denied
+        # The classifier says red flag and the lexicon neither confirms nor denies it.
+        unconfirmed = not signs and classifier_says and not denied
         understood = any(not reason for _, reason in detection.mentions)
-        screen = not signs and classifier_says and not denied and understood
-        if not signs and classifier_says and not denied and not understood:
+        screen = unconfirmed and understood
+        if unconfirmed and not understood:
             signs, labels = [UNSPECIFIED], [UNSPECIFIED_LABEL]
         output = {
             "signs": signs,

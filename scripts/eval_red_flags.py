@@ -26,6 +26,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from components.red_flag_matcher import RedFlagMatcher  # noqa: E402
+from components.red_flags import INTENT_NAME  # noqa: E402
 
 EVAL_SET = PROJECT / "tests" / "red_flags" / "eval.yml"
 LEXICON = PROJECT / "knowledge" / "red_flags.yml"
@@ -54,7 +55,7 @@ def parse_detector(parse: Callable[[str], Dict[str, Any]]) -> Detector:
     def detect(text: str) -> Tuple[bool, List[str]]:
         parsed = parse(text)
         signs = [e["value"] for e in parsed.get("entities", []) if e.get("entity") == "red_flag"]
-        return (parsed.get("intent") or {}).get("name") == "report_red_flag", signs
+        return (parsed.get("intent") or {}).get("name") == INTENT_NAME, signs
 
     return detect
 

@@ -195,3 +195,11 @@ def texts(replies: List[Dict[str, Any]]) -> str:
 
 def customs(replies: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [reply["custom"] for reply in replies if reply.get("custom")]
+
+
+FAQ_RESPONSES = yaml.safe_load((PROJECT / "data/nlu/responses/faq.yml").read_text())["responses"]
+
+
+def faq_first_sentence(response: str) -> str:
+    """The first sentence of an FAQ answer (data/nlu/responses/faq.yml), to find it in a reply."""
+    return FAQ_RESPONSES[response][0]["text"].split(". ")[0].strip()

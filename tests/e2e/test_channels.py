@@ -15,10 +15,9 @@ import yaml
 
 from channels.options import PROMPT
 from tests.e2e.conftest import TELEGRAM_WEBHOOK
-from tests.e2e.servers import PROJECT, http
+from tests.e2e.servers import FAQ_RESPONSES, PROJECT, faq_first_sentence, http
 
 _update_ids = itertools.count(random.randint(1000, 9000) * 1000)
-RESPONSES = yaml.safe_load((PROJECT / "data/nlu/responses/faq.yml").read_text())["responses"]
 MESSAGES = yaml.safe_load((PROJECT / "actions/messages.yml").read_text())["messages"]
 
 
@@ -45,9 +44,6 @@ def tell(servers, telegram, chat_id: int, text: str) -> list:
     return [call["text"] for call in telegram.sent(chat_id)[before:]]
 
 
-def first_sentence(response: str) -> str:
-    return RESPONSES[response][0]["text"].split(". ")[0].strip()
-
 
 def test_webhook_is_registered_with_telegram_at_startup(servers, telegram):
     assert "setWebhook" in telegram.methods()
@@ -68,13 +64,13 @@ def test_telegram_question_gets_the_grounded_answer_in_the_right_chat(servers, t
     replies = tell(servers, telegram, asker, "why do discs calcify?")
 
     assert replies, "the chat got no reply"
-    assert first_sentence("utter_faq/causes") in replies[0]
+    assert faq_first_sentence("utter_faq/causes") in replies[0]
     assert len(telegram.sent(bystander)) == bystander_before  # nobody else got it
 
 
 def test_buttons_become_numbered_options_and_a_number_picks_one(servers, telegram):
     chat = new_chat()
-    offer = RESPONSES["utter_faq/when_surgery"][0]["buttons"]
+    offer = FAQ_RESPONSES["utter_faq/when_surgery"][0]["buttons"]
 
     replies = tell(servers, telegram, chat, "When is surgery needed?")
     text = "\n".join(replies)

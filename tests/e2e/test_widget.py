@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
-from tests.e2e.servers import PROJECT, http
+from tests.e2e.servers import PROJECT, faq_first_sentence, http
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -20,7 +19,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = PROJECT / "tests" / "artifacts"
-RESPONSES = yaml.safe_load((PROJECT / "data/nlu/responses/faq.yml").read_text())["responses"]
 REPLY_TIMEOUT_MS = 30_000
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -64,9 +62,6 @@ def ask(page, text: str):
     return reply
 
 
-def first_sentence(response: str) -> str:
-    return RESPONSES[response][0]["text"].split(". ")[0].strip()
-
 
 def session_id(page) -> str:
     return page.evaluate("() => JSON.parse(Object.values(sessionStorage)[0]).sessionId")
@@ -86,7 +81,7 @@ def test_greeting_disclaimer_and_quick_replies(page):
 def test_question_gets_the_grounded_answer(page):
     open_chat(page)
     reply = ask(page, "why does a disc calcify in the first place?")
-    expect(reply).to_contain_text(first_sentence("utter_faq/causes"))
+    expect(reply).to_contain_text(faq_first_sentence("utter_faq/causes"))
     page.screenshot(path=str(ARTIFACTS / "widget-answer.png"))
 
 
@@ -231,4 +226,4 @@ def test_reconnects_after_rasa_restarts(page, servers):
     servers.start_rasa()
     expect(page.locator(".ccw-status")).to_be_empty(timeout=60_000)
     reply = ask(page, "what is intermittent claudication")
-    expect(reply).to_contain_text(first_sentence("utter_faq/claudication"))
+    expect(reply).to_contain_text(faq_first_sentence("utter_faq/claudication"))

@@ -61,6 +61,11 @@ def test_only_the_latest_bot_turn_counts():
     assert options.resolve("2", turn) == "/deny"
 
 
+def test_only_bare_numbers_count_as_option_replies():
+    assert all(options.is_number(t) for t in ["1", " 2. ", "#3", "option 4"])
+    assert not any(options.is_number(t) for t in ["", None, "yes", "1 year ago", "1 or 2"])
+
+
 def test_widget_payloads_are_recognised():
     assert options.is_widget_payload(ESCALATION)
     assert options.is_widget_payload({"checklist": {}})
