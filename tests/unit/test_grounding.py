@@ -109,9 +109,21 @@ CITED = [
 ]
 
 
+# The question families issue 2 asks for, one answer each (some answers cover two
+# neighbouring questions, e.g. causes and how the disc hardens).
+REQUIRED_TOPICS = {
+    "what_is_it", "ligament", "bone_spur", "where_it_occurs", "who_gets_it", "causes",
+    "endocrine", "symptoms", "claudication", "both_legs", "no_symptoms", "bladder_bowel",
+    "difference", "xray", "ct_scan", "risks", "surgery_difficulty", "outcome",
+    "conservative", "go_back", "when_surgery", "surgery_options", "must_remove",
+    "choosing_surgery", "daily_care", "bed", "neck_office", "exercise", "lumbar_support",
+}
+
+
 def test_every_faq_answer_cites_the_article():
     faq = {name: v for name, v in load_responses().items() if name.startswith("utter_faq/")}
-    assert len(faq) >= 30
+    missing = REQUIRED_TOPICS - {name.split("/", 1)[1] for name in faq}
+    assert not missing, f"no answer for {sorted(missing)}"
     for name, variations in faq.items():
         for variation in variations:
             assert (variation.get("metadata") or {}).get("citations"), f"{name} cites nothing"
