@@ -23,13 +23,16 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help setup model run test test-stories validate browser cross-validate eval-red-flags clean lock
+.PHONY: help setup model run test test-stories validate browser cross-validate eval-red-flags clean lock \
+        review-user review-screenshots
 
 help:
-	@echo "make run    - set up, train if needed, and start the assistant (Rasa :5005, actions :5055, chat page :8080)"
+	@echo "make run    - set up, train if needed, and start the assistant (Rasa :5005, actions :5055, chat page :8080, review app :8081)"
 	@echo "make test   - set up, train if needed, and run every test"
 	@echo "make cross-validate - 5-fold NLU cross-validation (intent and response selection F1)"
 	@echo "make eval-red-flags - red-flag recall and false-alarm rate on the evaluation sets (matcher, then whole model)"
+	@echo "make review-user NAME=<name> [ROLE=admin|viewer] - create a clinic review app account (asks for the password)"
+	@echo "make review-screenshots - the README's screenshots of the review app, over seeded demo data"
 
 $(STAMP): $(LOCK)
 	@if [ -z "$(PYTHON310)" ]; then \
@@ -94,6 +97,14 @@ cross-validate: setup
 eval-red-flags: model
 	@$(PY) scripts/eval_red_flags.py
 	@$(PY) scripts/eval_red_flags.py --model "$$($(PY) scripts/ensure_model.py --path)"
+
+# The clinic review app's staff accounts (the password is asked for at a prompt).
+review-user: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make review-user NAME=<user name> [ROLE=admin|viewer]"; exit 2; }
+	@$(PY) -m review.manage create-user "$(NAME)" --role "$(or $(ROLE),admin)"
+
+review-screenshots: $(STAMP) browser
+	@$(PY) scripts/review_screenshots.py
 
 # Re-resolve requirements.in into requirements.lock in a throwaway venv.
 lock:
