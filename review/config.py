@@ -85,10 +85,11 @@ def tracker_store_url(endpoints_file: Union[str, Path], project_dir: Path = PROJ
         config = read_endpoint_config(str(endpoints_file), "tracker_store")
     if config is None:
         raise ConfigError(f"{endpoints_file} has no tracker_store: the review app reads Rasa's SQL tracker store")
-    if (config.type or "").lower() != "sql":
+    if not is_sql_tracker_store(config.type):
         raise ConfigError(
             f"tracker_store in {endpoints_file} is of type {config.type!r}; the review app "
-            "reads Rasa's SQL tracker store (type: SQL, SQLite or PostgreSQL)"
+            "reads Rasa's SQL tracker store (type: SQL, or a subclass such as "
+            "tracker_stores.resilient_sql.ResilientSQLTrackerStore; SQLite or PostgreSQL)"
         )
     kwargs = dict(config.kwargs)
     with rasa_quietly():  # Rasa builds the URL with SQLAlchemy's deprecated URL()
@@ -98,6 +99,23 @@ def tracker_store_url(endpoints_file: Union[str, Path], project_dir: Path = PROJ
         if url.database != ":memory:" and not path.is_absolute():
             url = url.set(database=str(project_dir / path))
     return url
+
+
+def is_sql_tracker_store(store_type: Optional[str]) -> bool:
+    """Whether endpoints.yml's tracker_store type keeps events in Rasa's SQL ``events`` table:
+    ``SQL``, or a ``module.Class`` path to a subclass of Rasa's SQLTrackerStore."""
+    if not store_type:
+        return False
+    if store_type.lower() == "sql":
+        return True
+    with rasa_quietly():
+        from rasa.core.tracker_store import SQLTrackerStore
+        from rasa.shared.utils.common import class_from_module_path
+        try:
+            store_class = class_from_module_path(store_type)
+        except (ImportError, AttributeError):
+            return False
+    return isinstance(store_class, type) and issubclass(store_class, SQLTrackerStore)
 
 
 def _rasa_url(store_class: Any, validate_port: Any, config: Any, kwargs: Dict[str, Any]) -> Any:

@@ -181,8 +181,9 @@ def create_app_engine(url: str) -> sa.engine.Engine:
     """An engine on the app's database, with its tables; SQLite files get WAL, a busy timeout and mode 0600.
 
     ``hide_parameters``: a database error never puts bound values (patient text, search
-    terms) into an exception message, and so never into the log."""
-    kwargs: Dict[str, Any] = {"future": True, "hide_parameters": True}
+    terms) into an exception message, and so never into the log. ``pool_pre_ping``: a pooled
+    connection is checked before use, so the first page after a database restart works."""
+    kwargs: Dict[str, Any] = {"future": True, "hide_parameters": True, "pool_pre_ping": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         database = sa.engine.make_url(url).database

@@ -76,6 +76,8 @@ def create_tracker_engine(url: Any) -> sa.engine.Engine:
         kwargs.setdefault("connect_args", {})["timeout"] = 30
     # A database error never carries bound values (patient text, sender ids) into the log.
     kwargs["hide_parameters"] = True
+    # A pooled connection is checked before use, so the first page after a database restart works.
+    kwargs["pool_pre_ping"] = True
     return sa.create_engine(url, future=True, **kwargs)
 
 

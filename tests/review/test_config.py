@@ -69,7 +69,17 @@ def test_relative_sqlite_paths_are_taken_from_the_project(tmp_path):
     assert tracker_store_url(path).database == str(PROJECT_DIR / "var" / "other.db")
 
 
-@pytest.mark.parametrize("body", ["action_endpoint:\n  url: x\n", "tracker_store:\n  type: redis\n  url: localhost\n"])
+def test_a_subclass_of_rasas_sql_tracker_store_is_read_like_type_sql(tmp_path):
+    path = endpoints(tmp_path, "tracker_store:\n  type: tracker_stores.resilient_sql.ResilientSQLTrackerStore\n"
+                               '  dialect: "sqlite"\n  db: "var/conversations.db"\n')
+    assert tracker_store_url(path).database == str(PROJECT_DIR / "var" / "conversations.db")
+
+
+@pytest.mark.parametrize("body", [
+    "action_endpoint:\n  url: x\n", "tracker_store:\n  type: redis\n  url: localhost\n",
+    "tracker_store:\n  type: rasa.core.tracker_store.InMemoryTrackerStore\n",
+    "tracker_store:\n  type: tracker_stores.no_such_module.Store\n",
+])
 def test_stores_it_cannot_read_are_reported(tmp_path, body):
     with pytest.raises(ConfigError):
         tracker_store_url(endpoints(tmp_path, body))

@@ -1,0 +1,1 @@
+"""Building blocks of the production topology (PostgreSQL first)."""
