@@ -1,0 +1,5 @@
+import sys
+
+from scripts.evaluate.run import main
+
+sys.exit(main(sys.argv[1:]))
