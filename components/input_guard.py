@@ -113,23 +113,31 @@ class UnusableInputClassifier(StatelessComponent):
 
     def _process_one(self, message: Message) -> None:
         intent = unusable_intent(message.get(TEXT) or "")
-        if intent is None:
-            return
-        guard = dict(message.get(OUTPUT_KEY) or {})
-        guard["classifier_intent"] = message.get(INTENT)
-        guard["classifier_ranking"] = message.get(INTENT_RANKING_KEY)
-        guard["overridden_by"] = intent
-        message.set(OUTPUT_KEY, guard, add_to_output=True)
-        message.set(
-            INTENT, {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}, add_to_output=True
-        )
-        ranking = [
-            item
-            for item in (message.get(INTENT_RANKING_KEY) or [])
-            if item.get(INTENT_NAME_KEY) != intent
-        ]
-        message.set(
-            INTENT_RANKING_KEY,
-            [{INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}, *ranking],
-            add_to_output=True,
-        )
+        if intent is not None:
+            override_intent(message, intent)
+
+
+def override_intent(message: Message, intent: Text) -> None:
+    """Sets ``intent`` with confidence 1, keeping the classifier's own ranking.
+
+    The classifier's intent and ranking go into the ``input_guard`` output, so
+    the review app can show what was overridden.
+    """
+    guard = dict(message.get(OUTPUT_KEY) or {})
+    guard["classifier_intent"] = message.get(INTENT)
+    guard["classifier_ranking"] = message.get(INTENT_RANKING_KEY)
+    guard["overridden_by"] = intent
+    message.set(OUTPUT_KEY, guard, add_to_output=True)
+    message.set(
+        INTENT, {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}, add_to_output=True
+    )
+    ranking = [
+        item
+        for item in (message.get(INTENT_RANKING_KEY) or [])
+        if item.get(INTENT_NAME_KEY) != intent
+    ]
+    message.set(
+        INTENT_RANKING_KEY,
+        [{INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}, *ranking],
+        add_to_output=True,
+    )

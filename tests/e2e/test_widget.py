@@ -156,7 +156,7 @@ def test_keyboard_only(page):
     expect(message_box).to_be_focused()
     expect(page.locator(".ccw-bot")).to_have_count(1, timeout=REPLY_TIMEOUT_MS)
 
-    page.keyboard.type("what is foot drop")
+    page.keyboard.type("why would a disc calcify")  # an FAQ answer, with follow-up buttons
     page.keyboard.press("Enter")
     expect(page.locator(".ccw-bot")).to_have_count(2, timeout=REPLY_TIMEOUT_MS)
     expect(message_box).to_be_focused()
