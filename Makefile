@@ -23,13 +23,19 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help setup model run test test-stories validate browser cross-validate eval-red-flags clean lock \
-        review-user review-screenshots
+.PHONY: help setup model run test test-stories validate browser bench cross-validate eval eval-red-flags clean lock \
+        review-user review-screenshots postgres
 
 help:
 	@echo "make run    - set up, train if needed, and start the assistant (Rasa :5005, actions :5055, chat page :8080, review app :8081)"
 	@echo "make test   - set up, train if needed, and run every test"
+	@echo "make bench  - how fast and how big: latency under load, throughput, start-up, memory and training time,"
+	@echo "              ours against Rasa's default pipeline; reports/bench.md (an hour or more on 2 cores;"
+	@echo "              BENCH_QUICK=1 for a few minutes; options: python -m scripts.bench --help)"
 	@echo "make cross-validate - 5-fold NLU cross-validation (intent and response selection F1)"
+	@echo "make eval - how well the NLU understands patients, ours against Rasa's default pipeline: held-out set and"
+	@echo "            5-fold cross-validation, report in reports/eval.md (about 2 hours on 2 cores;"
+	@echo "            FOLDS=3, EVAL_SKIP_CV=1 for the held-out set alone, EVAL_SKIP_DEFAULT=1; see scripts/evaluate/run.py)"
 	@echo "make eval-red-flags - red-flag recall and false-alarm rate on the evaluation sets (matcher, then whole model)"
 	@echo "make review-user NAME=<name> [ROLE=admin|viewer] - create a clinic review app account (asks for the password)"
 	@echo "make review-screenshots - the README's screenshots of the review app, over seeded demo data"
@@ -67,6 +73,12 @@ browser:
 	    || { echo "ERROR: could not install chromium; install it with 'apt-get install chromium'."; exit 1; }; \
 	fi
 
+# The PostgreSQL tests (tests/prod/) start a throwaway cluster of Debian's PostgreSQL in a
+# temporary directory (scripts/prod/postgres.py); this installs the postgresql package
+# with apt when no PostgreSQL is found (through sudo unless root).
+postgres: $(STAMP)
+	@$(PY) -m scripts.prod.postgres install
+
 # A model is trained only when none matches the current data, config and domain:
 # scripts/model_hash.py names the model after a hash of everything that goes into it.
 model: setup
@@ -79,7 +91,7 @@ validate: setup
 	@echo "==> rasa data validate --fail-on-warnings"
 	@$(RASA) data validate -d domain --fail-on-warnings
 
-test: model validate browser
+test: model validate browser postgres
 	@echo "==> pytest (unit, grounding, end-to-end)"
 	@$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-stories
@@ -89,10 +101,21 @@ test-stories: model
 	@$(RASA) test core --model "$$($(PY) scripts/ensure_model.py --path)" \
 	  --stories tests/stories --fail-on-prediction-errors --out results/core --no-plot
 
+# Not a test: a benchmark of the assistant as `make run` starts it, on ports 5105/5155
+# (BENCH_RASA_PORT, BENCH_ACTIONS_PORT), ours against Rasa's default pipeline (scripts/bench/).
+# A quick run (BENCH_QUICK=1) loads `make model`'s model; the full run times its own trainings.
+bench: model
+	@$(PY) -m scripts.bench
+
 cross-validate: setup
 	@$(RASA) test nlu --nlu data/nlu --config config.yml --cross-validation --folds 5 \
 	  --out results/cross-validation
 	@$(PY) scripts/report_cv.py results/cross-validation
+
+# Held-out set and cross-validation, ours (config.yml) against Rasa's default pipeline
+# (scripts/default_config.yml); NLU-only models in results/eval, never in models/.
+eval: setup
+	@$(PY) -m scripts.evaluate
 
 eval-red-flags: model
 	@$(PY) scripts/eval_red_flags.py
