@@ -15,7 +15,8 @@ Context rules, each named in a match's ``reason`` when it stops a report:
 * ``hypothetical``: the match follows "if", "worried about" ... in its sentence;
 * ``asking``: the match follows "what is", "tell me about" ... in its sentence;
 * ``question``: the sentence is a question without first-person words ("can it
-  cause incontinence?").
+  cause incontinence?", "can a calcified disc affect bladder control",
+  "is incontinence a possible symptom").
 """
 from __future__ import annotations
 
@@ -113,6 +114,9 @@ class RedFlagMatcher:
         self.question_openers = {self._norm_word(w) for w in self.context["question_openers"]}
         self.first_person = {str(w).lower() for w in self.context["first_person"]}
         self.question_subjects = {self._norm_word(w) for w in self.context.get("question_subjects") or []}
+        self.question_topics = {self._norm_word(w) for w in self.context.get("question_topics") or []}
+        self.general_question_words = {
+            self._norm_word(w) for w in self.context.get("general_question_words") or []}
 
     # Normalisation ---------------------------------------------------------------
 
@@ -232,9 +236,23 @@ class RedFlagMatcher:
         # Patients often leave out the "?": "can you have it and feel nothing" still asks,
         # because a question word is followed by a general subject ("can you", "does it");
         # "can't feel anything down there" opens with "can not" and stays a report.
-        asks = sentence.text.rstrip().endswith("?") or (
-            len(words) > 1 and words[1].norm_ in self.question_subjects)
-        if words and asks and words[0].norm_ in self.question_openers \
-                and not any(t.lower_ in self.first_person for t in sentence):
+        # A question about the condition itself asks too, "?" or not: "can a calcified
+        # herniation affect bladder control", "is incontinence a possible symptom".
+        # A negated opener ("can't feel both legs, is it the disc") never asks.
+        if any(t.lower_ in self.first_person for t in sentence):
+            return ""
+        # The condition must come before the sign, as the subject of the question:
+        # "is the numbness in both legs from the disc" stays a report.
+        first = min(s for s, _ in spans)
+        norms = {t.norm_ for t in words}
+        ends_with_question_mark = sentence.text.rstrip().endswith("?")
+        negated_opener = len(words) > 1 and words[1].norm_ in ("not", "n't")
+        about_condition = any(t.norm_ in self.question_topics for t in words if t.i < first)
+        asks = ends_with_question_mark or (
+            len(words) > 1 and words[1].norm_ in self.question_subjects) or (
+            not negated_opener and (about_condition or bool(norms & self.general_question_words)))
+        if words and asks and words[0].norm_ in self.question_openers:
             return "question"
+        # Without an opener it stays a report, even with a "?": "wet the bed, is that
+        # a symptom?" reports first and asks after.
         return ""

@@ -108,6 +108,9 @@ def test_misspellings(matcher, text, sign):
         ("can it cause incontinence?", "question"),
         ("can you go numb between the legs with it", "question"),  # no "?", general subject
         ("does it make both legs weak", "question"),
+        # general questions about the condition, "?" or not
+        ("can a calcified herniation affect bladder control", "question"),
+        ("is urinary incontinence a possible symptom", "question"),
     ],
 )
 def test_each_context_rule_stops_a_report(matcher, text, rule):
@@ -132,6 +135,11 @@ def test_plain_reassurance_has_no_match_at_all(matcher, text):
         ("i wet myself last night, should i worry?", "bladder_control"),
         ("cant feel anything down there", "saddle_numbness"),  # opens like a question, isn't one
         ("can not feel my feet and both legs are weak", "both_legs"),
+        # the condition named after the sign: the sign is the patient's own
+        ("is the numbness in both legs from the disc", "both_legs"),
+        ("lost control of my bowels, is it the calcified disc?", "bowel_control"),
+        ("wet the bed, is that a symptom?", "bladder_control"),  # a report, then a question
+        ("bowel incontinence, possible with this kind of disc?", "bowel_control"),  # no opener
     ],
 )
 def test_reports_survive_the_context_rules(matcher, text, sign):
