@@ -46,13 +46,22 @@ def trained(tmp_path):
     return classifier, loaded
 
 
-def test_aggregate_adds_up_topics():
+def test_aggregate_scores_a_retrieval_intent_by_its_best_topic():
+    # Summed, faq would win with 0.6; its best topic (0.3) loses to greet (0.4).
     ranking = aggregate(["faq/a", "faq/b", "greet"], np.array([0.3, 0.3, 0.4]))
-    assert ranking[0][0] == "faq" and ranking[0][1] == pytest.approx(0.6)
-    assert ranking[1] == ("greet", pytest.approx(0.4))
+    assert [name for name, _ in ranking] == ["greet", "faq"]
+    assert ranking[0][1] == pytest.approx(0.4 / 0.7) and ranking[1][1] == pytest.approx(0.3 / 0.7)
 
 
-def test_reports_base_intents_with_summed_topic_probabilities(trained):
+def test_aggregate_many_weak_topics_do_not_outvote_a_clear_intent():
+    topics = [f"faq/t{i}" for i in range(29)]
+    probabilities = np.array([0.02] * 29 + [0.42])
+    ranking = aggregate(topics + ["affirm"], probabilities)
+    assert ranking[0][0] == "affirm"
+    assert sum(score for _, score in ranking) == pytest.approx(1.0)
+
+
+def test_reports_base_intents_with_normalised_scores(trained):
     classifier, _ = trained
     message = _tokenize([_message("what causes a disc to calcify")])[0]
     classifier.process([message])
