@@ -111,7 +111,7 @@ def _already_said_this_turn(tracker: Any) -> bool:
     for event in reversed(tracker.events):
         if isinstance(event, UserUttered):
             return False
-        if isinstance(event, BotUttered) and (event.data or {}).get("custom", {}).get("error") == ERROR_MARK:
+        if isinstance(event, BotUttered) and ((event.data or {}).get("custom") or {}).get("error") == ERROR_MARK:
             return True
     return False
 

@@ -20,7 +20,7 @@ was stored, and the client sends the message again. The reasons:
   tracker_stores/resilient_sql.py once its retries have run out;
 * ``lock_store_unavailable``: Redis, the lock store of the replicated set-up, refused
   the connection or timed out (its ``socket_timeout``), so the turn could not take the
-  conversation's lock.
+  conversation's lock (Rasa raises its ``LockError`` with the Redis error as the cause).
 
 Patient text is never logged here.
 
@@ -51,10 +51,14 @@ logger = logging.getLogger(__name__)
 
 def unavailable_reason(error: BaseException) -> Optional[str]:
     """Why a turn could not run, when a store it needs is unreachable; None for other errors."""
-    if isinstance(error, TrackerStoreUnavailable):
-        return "tracker_store_unavailable"
-    if isinstance(error, (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)):
-        return "lock_store_unavailable"
+    seen = set()
+    while error is not None and id(error) not in seen:  # Rasa wraps Redis errors in its LockError
+        seen.add(id(error))
+        if isinstance(error, TrackerStoreUnavailable):
+            return "tracker_store_unavailable"
+        if isinstance(error, (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)):
+            return "lock_store_unavailable"
+        error = error.__cause__ or error.__context__
     return None
 
 MAX_MESSAGE_CHARS = 20_000

@@ -23,11 +23,12 @@ it loads that store from the endpoints file, before the agent wraps it.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Dict
 
 from rasa.core.tracker_store import FailSafeTrackerStore
 
 _MARK = "_reraises_tracker_store_unavailable"
+_ORIGINALS: Dict[str, Callable[..., Any]] = {}
 
 
 def _reraising(method: Callable[..., Any], unavailable: type) -> Callable[..., Any]:
@@ -51,4 +52,15 @@ def install(unavailable: type) -> None:
     for name in ("on_tracker_store_error", "on_tracker_store_retrieve_error"):
         method = getattr(FailSafeTrackerStore, name)
         if not getattr(method, _MARK, False):
+            _ORIGINALS[name] = method
             setattr(FailSafeTrackerStore, name, _reraising(method, unavailable))
+
+
+def installed() -> bool:
+    return getattr(FailSafeTrackerStore.on_tracker_store_error, _MARK, False)
+
+
+def uninstall() -> None:
+    """Stock Rasa's behaviour again (for the tests that show what it does)."""
+    for name, method in _ORIGINALS.items():
+        setattr(FailSafeTrackerStore, name, method)

@@ -222,6 +222,8 @@ class Topology:
         self.stop_process(f"rasa-{index + 1}", signal.SIGKILL)
 
     def start(self) -> "Topology":
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.var_dir, 0o711)  # PostgreSQL's own user must reach its directory inside
         print("==> PostgreSQL (tracker store, outbox, review app's database)", flush=True)
         self.postgres.start()
         self.postgres.create_database("review")
