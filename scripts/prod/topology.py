@@ -2,6 +2,7 @@
 
     python -m scripts.prod.topology run     # start everything, print the URLs, Ctrl-C stops it all
     python -m scripts.prod.topology down    # stop whatever a killed `run` left behind
+    eval "$(python -m scripts.prod.topology env)"   # its settings, e.g. for review.manage create-user
 
 What runs (all on 127.0.0.1; ports from the environment, defaults below):
 
@@ -280,12 +281,22 @@ class Topology:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.prod.topology", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "down"])
+    parser.add_argument("command", choices=["run", "down", "env"])
     parser.add_argument("--destroy", action="store_true", help="down: also delete var/prod (data and secrets)")
     args = parser.parse_args(argv)
     topology = Topology(webhook_url=os.environ.get("CLINIC_WEBHOOK_URL") or None)
     if args.command == "down":
         topology.down(args.destroy)
+        return 0
+    if args.command == "env":
+        if not topology.postgres.initialised or not topology.redis.conf_file.exists():
+            print("ERROR: nothing in var/prod yet: run 'make run-prod' first", file=sys.stderr)
+            return 1
+        names = ("ENDPOINTS_FILE", "TRACKER_DB_HOST", "TRACKER_DB_PORT", "TRACKER_DB_USER", "TRACKER_DB_PASSWORD",
+                 "TRACKER_DB_NAME", "OUTBOX_DATABASE_URL", "REVIEW_DATABASE_URL", "REDIS_HOST", "REDIS_PORT",
+                 "REDIS_PASSWORD", "ACTION_SERVER_URL", "ACTION_SERVER_TOKEN", "RASA_API_TOKEN")
+        env = topology.env()
+        print("\n".join(f"export {name}={env[name]}" for name in names))
         return 0
 
     def stop(*_: object) -> None:

@@ -69,7 +69,8 @@ def listening_addresses(port: int) -> List[str]:
 def test_only_loopback_and_tokens(topology: Topology) -> None:
     """The action server and the replicas listen on loopback; the action server and the
     HTTP API want their tokens; CORS and socket.io accept only the configured origins."""
-    for port in [topology.ports.actions, *topology.ports.rasa, topology.ports.nginx]:
+    for port in [topology.ports.actions, *topology.ports.rasa, topology.ports.nginx, topology.ports.review,
+                 topology.ports.web, topology.ports.postgres, topology.ports.redis]:
         assert listening_addresses(port) == ["127.0.0.1"], port
 
     call = json.dumps({"next_action": "action_show_clinic_contact", "tracker": {"sender_id": "x"}}).encode()
@@ -98,6 +99,9 @@ def test_only_loopback_and_tokens(topology: Topology) -> None:
     api_token = topology.secrets()["rasa_api_token"]
     assert get(f"{replica}/conversations/x/tracker?token={api_token}") == 200
     assert get(f"{topology.public_url}/conversations/x/tracker?token={api_token}") == 404  # not routed by nginx
+    assert get(f"{topology.public_url}/health") == 200
+    assert get(f"{topology.public_url}/") == 200  # the chat page, through nginx
+    assert get(f"http://127.0.0.1:{topology.ports.review}/login") == 200  # the review app, on PostgreSQL
 
     allowed = f"http://127.0.0.1:{topology.ports.nginx}"
     for origin, expect in ((allowed, allowed), ("https://evil.example", None)):
