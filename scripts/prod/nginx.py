@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from scripts.prod.redis import RedisUnavailable, apt_install, port_is_free
+from scripts.prod.daemon import InstallError, apt_install, port_is_free, read_pid, stop_pid
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = PROJECT_DIR / "var" / "nginx"
@@ -56,7 +56,7 @@ class NginxError(RuntimeError):
 def install() -> Path:
     try:
         return apt_install("nginx", "nginx")
-    except RedisUnavailable as error:
+    except InstallError as error:
         raise NginxError(str(error)) from error
 
 
@@ -164,12 +164,7 @@ class Nginx:
         return self.directory / "nginx.pid"
 
     def pid(self) -> Optional[int]:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
+        return read_pid(self.pid_file)
 
     def _nginx(self, *args: str) -> subprocess.CompletedProcess:
         binary = install()
@@ -208,15 +203,7 @@ class Nginx:
         raise NginxError(f"nginx did not start; see {self.directory / 'error.log'}")
 
     def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGQUIT)  # graceful: finishes open requests
-        for _ in range(100):
-            if self.pid() is None:
-                return
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGTERM)
+        stop_pid(self.pid, signal.SIGQUIT)  # graceful: finishes open requests
 
     def destroy(self) -> None:
         self.stop()

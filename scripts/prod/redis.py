@@ -24,13 +24,14 @@ import argparse
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from scripts.prod.daemon import InstallError, apt_install, port_is_free, read_pid, stop_pid
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = PROJECT_DIR / "var" / "redis"
@@ -41,54 +42,11 @@ class RedisUnavailable(RuntimeError):
     """Redis is not installed and could not be installed, or did not start."""
 
 
-def apt_install(package: str, binary: str) -> Path:
-    """Installs a Debian package when ``binary`` is not on the PATH; keeps its service from starting."""
-    found = shutil.which(binary) or (f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None)
-    if found:
-        return Path(found)
-    if not shutil.which("apt-get"):
-        raise RedisUnavailable(f"{binary} is not installed and there is no apt-get: install {package}")
-    prefix: List[str] = []
-    if os.geteuid() != 0:
-        if not shutil.which("sudo"):
-            raise RedisUnavailable(f"{binary} is not installed, and installing it needs root: "
-                                   f"run 'apt-get install {package}' as root")
-        prefix = ["sudo"] if sys.stdin.isatty() else ["sudo", "-n"]
-    print(f"==> Installing Debian's {package} package (apt-get)", flush=True)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", RUNLEVEL="1")
-    # policy-rc.d: the package's service must not start (nothing system-wide is left running).
-    policy = Path("/usr/sbin/policy-rc.d")
-    added_policy = False
-    if os.geteuid() == 0 and not policy.exists():
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-        added_policy = True
-    try:
-        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
-            result = subprocess.run(prefix + command, env=env, capture_output=True, text=True)
-            if result.returncode != 0:
-                tail = " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-                raise RedisUnavailable(f"could not install {package}: '{' '.join(prefix + command)}' exited "
-                                       f"with {result.returncode}: {tail or 'no output'}")
-    finally:
-        if added_policy:
-            policy.unlink()
-    found = shutil.which(binary) or (f"/usr/sbin/{binary}" if os.path.exists(f"/usr/sbin/{binary}") else None)
-    if not found:
-        raise RedisUnavailable(f"apt-get installed {package}, but there is no {binary}")
-    return Path(found)
-
-
 def install() -> Path:
-    return apt_install("redis-server", "redis-server")
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError:
-        return True
-    return False
+        return apt_install("redis-server", "redis-server")
+    except InstallError as error:
+        raise RedisUnavailable(str(error)) from error
 
 
 class RedisServer:
@@ -140,12 +98,7 @@ class RedisServer:
                 "maxmemory-policy noeviction\n")
 
     def pid(self) -> Optional[int]:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
+        return read_pid(self.pid_file)
 
     def is_running(self) -> bool:
         return self.pid() is not None
@@ -184,16 +137,7 @@ class RedisServer:
         raise RedisUnavailable(f"redis-server did not answer on {self.host}:{self.port}; see {self.log_file}")
 
     def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if self.pid() is None:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
+        stop_pid(self.pid)
         for _ in range(50):  # until the port is closed
             if port_is_free(self.port, self.host):
                 return
