@@ -245,10 +245,12 @@ class Topology:
             self._spawn("web", [str(venv_bin() / "python"), "-m", "web.serve", "--host", "127.0.0.1",
                                 "--port", str(self.ports.web), "--rasa-url", web,
                                 f"http://localhost:{self.ports.nginx}", "--widget-server", web])
-            self._spawn("review", [str(venv_bin() / "python"), "-m", "review",
-                                   "--host", os.environ.get("REVIEW_HOST", "127.0.0.1"),
+            review_host = os.environ.get("REVIEW_HOST", "127.0.0.1")
+            self._spawn("review", [str(venv_bin() / "python"), "-m", "review", "--host", review_host,
                                    "--port", str(self.ports.review)])
             self._wait_ready("web", f"http://127.0.0.1:{self.ports.web}/", 60)
+            reach = "127.0.0.1" if review_host in ("0.0.0.0", "::") else review_host
+            self._wait_ready("review", f"http://{reach}:{self.ports.review}/login", 120)
         print(f"==> nginx on {self.public_url}", flush=True)
         self.nginx.start(f"127.0.0.1:{self.ports.nginx}", [f"127.0.0.1:{p}" for p in self.ports.rasa],
                          f"127.0.0.1:{self.ports.web}" if self.with_apps else None)
