@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from common.outbox import Outbox, OutboxSettings, PostgresOutbox, database_url, escalation_notifications
-from review.tracker import notifications
+from review.retention import clean_outbox
+from review.tracker import TrackerReader, notifications
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -91,3 +92,23 @@ def test_a_database_restart_costs_a_retry_not_the_worker(tmp_path, running, data
     running.restart()
     assert box.deliver_due() == 1  # pre-ping replaced the dead connection
     assert box.enqueue("c1", payloads("c1", "foot_drop")) == []
+
+
+def test_the_retention_purge_cleans_the_outbox_in_postgresql(tmp_path, postgres, database, receiver):
+    box = make_outbox(tmp_path, postgres, database, receiver.url)
+    for conversation in ("gone", "kept", "pending"):
+        box.enqueue(conversation, payloads(conversation, "foot_drop"))
+    assert box.deliver_due() == 3
+    box.enqueue("pending2", payloads("pending2", "foot_drop"))  # not delivered yet
+    engine = sa.create_engine(postgres.url(database))
+    with engine.begin() as db:  # a tracker store with one conversation left in it
+        db.execute(sa.text("CREATE TABLE events (id SERIAL PRIMARY KEY, sender_id TEXT, type_name TEXT, "
+                           "timestamp FLOAT, intent_name TEXT, action_name TEXT, data TEXT)"))
+        db.execute(sa.text("INSERT INTO events (sender_id, type_name, timestamp, data) "
+                           "VALUES ('kept', 'user', 1, '{}')"))
+    engine.dispose()
+    reader = TrackerReader(postgres.url(database))
+    deleted, kept = clean_outbox(postgres.url(database), ["pending2"], time.time() + 1, reader)
+    assert (deleted, kept) == (2, 1)  # "gone" and "pending" (no events left); "pending2" still to deliver
+    assert [row["conversation_id"] for row in box.pending()] == ["pending2"]
+    assert box.status("kept", ["foot_drop"]) == {"foot_drop": "delivered"}
