@@ -93,7 +93,7 @@ nginx: $(STAMP)
 run-prod: model postgres redis nginx
 	@$(PY) -m scripts.prod.topology run
 
-test-prod: model postgres redis nginx
+test-prod: model browser postgres redis nginx
 	@echo "==> pytest tests/topology (the replicated set-up under faults)"
 	@$(PY) -m pytest tests/topology
 

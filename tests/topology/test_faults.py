@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
@@ -180,6 +181,32 @@ def test_socketio_is_sticky_through_nginx(topology: Topology) -> None:
     with pytest.raises(socketio.exceptions.ConnectionError):
         asyncio.run(_socketio_turns(topology, "https://evil.example"))
     assert replicas_seen() == set(topology.ports.rasa)
+
+
+def test_the_widget_in_chromium_through_nginx(topology: Topology) -> None:
+    """The chat page and its widget as a patient opens them, through nginx: the greeting, a
+    question answered, and socket.io upgraded to a websocket (nginx logs the 101)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.e2e.test_widget import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: make test installs it (make browser)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"http://localhost:{topology.ports.nginx}/")
+            page.get_by_role("button", name=re.compile("Chat with us")).click()
+            sync_api.expect(page.locator(".ccw-bot").first).to_contain_text("not a diagnosis", timeout=30_000)
+            page.get_by_label("Your message").fill(QUESTIONS[0])
+            page.keyboard.press("Enter")
+            reply = page.locator(".ccw-bot").nth(1)
+            sync_api.expect(reply).to_be_visible(timeout=30_000)
+            assert len(reply.inner_text()) > 40  # an answer, not an error line
+        finally:
+            browser.close()
+    log = (topology.var_dir / "nginx" / "access.log").read_text().splitlines()
+    assert any('"GET /socket.io/" 101' in line for line in log)
 
 
 # -- notifications queued while their target is down ---------------------------------------
