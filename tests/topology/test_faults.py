@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 import urllib.request
 import uuid
@@ -416,24 +417,41 @@ def test_postgres_down_longer_than_the_retries_fails_loudly_and_loses_nothing(to
 # -- a replica killed mid-conversation ---------------------------------------------------------------
 
 
-def test_a_replica_killed_mid_conversation(topology: Topology) -> None:
-    """SIGKILL the replica that served the last turn of an open checklist; the next answer
-    is taken by the other replica, which carries on the checklist where it was."""
+def test_a_replica_killed_mid_turn(topology: Topology) -> None:
+    """SIGKILL the replica serving a patient in the middle of a checklist turn (it is waiting
+    on the action server); the client gets a JSON error and sends the answer again; the other
+    replica takes it once the dead replica's lock ticket has expired, carries on the
+    checklist where it was, and the answer is stored once."""
     who = sender("k")
-    cookie = {"Cookie": f"rasa_route={who}"}  # sticky, so we know which replica to kill
+    cookie = {"Cookie": f"rasa_route={who}"}  # sticky, so we know which replica serves it
     status, replies, headers, _ = say(topology.public_url, who, "do I need surgery?", headers=cookie)
     assert status == 200
     status, replies, headers, _ = say(topology.public_url, who, "no", headers=cookie)
     assert status == 200 and "3 months" in " ".join(texts(replies)), replies
     victim = topology.ports.rasa.index(int(headers["X-Served-By"].split(", ")[-1].rsplit(":", 1)[1]))
-    topology.kill_replica(victim)
-    status, replies, headers, _ = say(topology.public_url, who, "yes, for more than three months", headers=cookie)
+    answer = "yes, for more than three months"
+
+    actions = topology.processes["actions"]
+    os.killpg(actions.pid, signal.SIGSTOP)  # the turn now waits on the action server...
+    result: Dict[str, Any] = {}
+    turn = threading.Thread(target=lambda: result.update(
+        zip(("status", "body", "headers", "elapsed"), say(topology.public_url, who, answer, headers=cookie))))
+    turn.start()
+    try:
+        time.sleep(1.5)
+        topology.kill_replica(victim)  # ...and its replica dies in the middle of it
+    finally:
+        os.killpg(actions.pid, signal.SIGCONT)
+    turn.join(60)
+    assert result["status"] in (502, 503) and result["body"]["retry"] is True, result  # nginx's JSON error
+    assert [u for u, _ in stored_turns(topology, who)] == ["do I need surgery?", "no"]  # nothing half-stored
+
+    status, replies, headers, _ = say(topology.public_url, who, answer, headers=cookie, timeout=90)
     assert status == 200, replies
     # nginx may try the dead replica first (connection refused), then the survivor.
     assert headers["X-Served-By"].split(", ")[-1] == f"127.0.0.1:{topology.ports.rasa[1 - victim]}"
     assert "sudden, severe attack" in " ".join(texts(replies)), replies  # the checklist's next question
-    assert [u for u, _ in stored_turns(topology, who)] == ["do I need surgery?", "no",
-                                                            "yes, for more than three months"]
+    assert [u for u, _ in stored_turns(topology, who)] == ["do I need surgery?", "no", answer]
     # And new conversations keep going, on the survivor.
     assert say(topology.public_url, sender("k"), QUESTIONS[2])[0] == 200
 
