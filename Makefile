@@ -24,11 +24,14 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: help setup model run test test-stories validate browser bench cross-validate eval eval-red-flags clean lock \
-        review-user review-screenshots postgres
+        review-user review-screenshots postgres redis nginx run-prod test-prod
 
 help:
 	@echo "make run    - set up, train if needed, and start the assistant (Rasa :5005, actions :5055, chat page :8080, review app :8081)"
 	@echo "make test   - set up, train if needed, and run every test"
+	@echo "make run-prod  - the replicated set-up: PostgreSQL, Redis, 2 Rasa replicas, actions, nginx on :8088 (README 'Production')"
+	@echo "make test-prod - that set-up under faults (tests/topology): concurrency, a replica killed, PostgreSQL restarted,"
+	@echo "                 the action server, Redis and the notification target down"
 	@echo "make bench  - how fast and how big: latency under load, throughput, start-up, memory and training time,"
 	@echo "              ours against Rasa's default pipeline; reports/bench.md (an hour or more on 2 cores;"
 	@echo "              BENCH_QUICK=1 for a few minutes; options: python -m scripts.bench --help)"
@@ -79,6 +82,21 @@ browser:
 postgres: $(STAMP)
 	@$(PY) -m scripts.prod.postgres install
 
+# The replicated set-up (README "Production", scripts/prod/): Debian's redis-server and nginx,
+# installed with apt when missing; nothing system-wide is started.
+redis: $(STAMP)
+	@$(PY) -m scripts.prod.redis install
+
+nginx: $(STAMP)
+	@$(PY) -m scripts.prod.nginx install
+
+run-prod: model postgres redis nginx
+	@$(PY) -m scripts.prod.topology run
+
+test-prod: model browser postgres redis nginx
+	@echo "==> pytest tests/topology (the replicated set-up under faults)"
+	@$(PY) -m pytest tests/topology
+
 # A model is trained only when none matches the current data, config and domain:
 # scripts/model_hash.py names the model after a hash of everything that goes into it.
 model: setup
@@ -91,7 +109,7 @@ validate: setup
 	@echo "==> rasa data validate --fail-on-warnings"
 	@$(RASA) data validate -d domain --fail-on-warnings
 
-test: model validate browser postgres
+test: model validate browser postgres redis nginx
 	@echo "==> pytest (unit, grounding, end-to-end)"
 	@$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-stories

@@ -16,6 +16,10 @@ Rasa 3.6's ``SocketIOInput`` has three problems with current python-socketio
   string of at most 20,000 characters; otherwise the client gets an ``input_error``
   event with a clear message, and nothing reaches Rasa.
 
+When the tracker store or the lock store can't be reached (channels/rest.py
+``unavailable_reason``), the turn is not processed and the client gets a
+``bot_uttered`` message saying so, with ``custom: {"error": <reason>, "retry": true}``.
+
 Conversations are keyed by the session id the widget stores, so a page reload
 (or a reconnect after a Rasa restart) continues the same conversation.
 """
@@ -35,7 +39,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from channels.rest import MAX_MESSAGE_CHARS
+from channels.rest import MAX_MESSAGE_CHARS, UNAVAILABLE_MESSAGE, unavailable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +187,16 @@ class WidgetSocketIOInput(InputChannel):
                     metadata = {}
             if not isinstance(metadata, dict):
                 metadata = {}
-            await on_new_message(UserMessage(text, output, session_id,
-                                             input_channel=self.name(), metadata=metadata))
+            try:
+                await on_new_message(UserMessage(text, output, session_id,
+                                                 input_channel=self.name(), metadata=metadata))
+            except Exception as error:
+                reason = unavailable_reason(error)
+                if reason is None:
+                    raise
+                # Nothing of the turn was stored: tell the patient to send it again.
+                logger.error("socket.io: a turn was refused (%s): %s: %s", reason, type(error).__name__, error)
+                await sio.emit(self.bot_message_evt, {
+                    "text": UNAVAILABLE_MESSAGE, "custom": {"error": reason, "retry": True}}, room=sid)
 
         return blueprint

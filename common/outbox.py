@@ -18,6 +18,15 @@ key makes them one notification. Both processes run a delivery worker.
 
 The target is a webhook URL (CLINIC_WEBHOOK_URL, or ``clinic_notifications.webhook_url``
 in endpoints.yml); with none set, notifications go to a JSON-lines notification log.
+
+Where the table lives: SQLite (``var/outbox.db``, OUTBOX_DB) by default; PostgreSQL when
+``OUTBOX_DATABASE_URL`` (or ``clinic_notifications.database_url``, ``${VARS}`` expanded)
+is a ``postgresql://`` URL, as in the replicated set-up, where every Rasa replica and
+the action server share it. ``Outbox(settings)`` then builds a ``PostgresOutbox``: the
+same table and behaviour through SQLAlchemy, with ``INSERT ... ON CONFLICT DO NOTHING``
+for the unique key and ``FOR UPDATE SKIP LOCKED`` for the lease, connections checked
+before use (a database restart costs a retry, not the worker). OUTBOX_MAX_BACKOFF caps
+the wait between tries (seconds, default 300).
 """
 from __future__ import annotations
 
@@ -39,7 +48,7 @@ from common.settings import PROJECT_DIR, endpoints_section
 logger = logging.getLogger(__name__)
 
 BASE_BACKOFF_S = 1.0
-MAX_BACKOFF_S = 300.0
+MAX_BACKOFF_S = float(os.environ.get("OUTBOX_MAX_BACKOFF") or 300.0)
 LEASE_S = 30.0
 SEND_TIMEOUT_S = 5.0
 
@@ -69,6 +78,7 @@ class OutboxSettings:
     db_path: Path
     webhook_url: Optional[str]
     log_path: Path
+    database_url: Optional[str] = None  # postgresql://...: the table lives there instead
 
     @classmethod
     def from_config(cls) -> "OutboxSettings":
@@ -82,7 +92,16 @@ class OutboxSettings:
             db_path=path("OUTBOX_DB", "outbox", "var/outbox.db"),
             webhook_url=os.environ.get("CLINIC_WEBHOOK_URL") or section.get("webhook_url") or None,
             log_path=path("NOTIFICATION_LOG", "log", "var/log/clinic_notifications.jsonl"),
+            database_url=database_url(section),
         )
+
+
+def database_url(section: Dict[str, str]) -> Optional[str]:
+    """OUTBOX_DATABASE_URL, else clinic_notifications.database_url with ${VARS} expanded; None for SQLite."""
+    url = os.environ.get("OUTBOX_DATABASE_URL") or os.path.expandvars(section.get("database_url") or "")
+    if not url or "${" in url or url.startswith("sqlite"):
+        return None
+    return url
 
 
 def escalation_notifications(
@@ -110,7 +129,12 @@ def backoff(attempts: int) -> float:
 
 
 class Outbox:
-    """The notification table and its delivery."""
+    """The notification table and its delivery (SQLite; PostgresOutbox when settings.database_url is set)."""
+
+    def __new__(cls, settings: OutboxSettings) -> "Outbox":
+        if cls is Outbox and settings.database_url:
+            return super().__new__(PostgresOutbox)
+        return super().__new__(cls)
 
     def __init__(self, settings: OutboxSettings) -> None:
         self.settings = settings
@@ -229,6 +253,98 @@ class Outbox:
                 "SELECT sign, delivered_at FROM clinic_notifications WHERE conversation_id = ?",
                 (conversation_id,),
             ).fetchall()
+        found = {row["sign"]: "delivered" if row["delivered_at"] else "queued" for row in rows}
+        return {sign: found.get(sign, "unknown") for sign in wanted}
+
+
+PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clinic_notifications (
+    id BIGSERIAL PRIMARY KEY,
+    conversation_id TEXT NOT NULL,
+    sign TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    delivered_at DOUBLE PRECISION,
+    last_error TEXT,
+    UNIQUE (conversation_id, sign)
+);
+CREATE INDEX IF NOT EXISTS clinic_notifications_due
+    ON clinic_notifications (delivered_at, next_attempt_at);
+"""
+
+
+class PostgresOutbox(Outbox):
+    """The same outbox in PostgreSQL, shared by every process of a replicated set-up."""
+
+    def __init__(self, settings: OutboxSettings) -> None:
+        import sqlalchemy as sa
+
+        self.settings = settings
+        self._sa = sa
+        self.engine = sa.create_engine(settings.database_url, pool_pre_ping=True, hide_parameters=True,
+                                       pool_size=2, max_overflow=2, future=True)
+        with self.engine.begin() as db:
+            # Two processes starting at once must not both create the table.
+            db.execute(sa.text("SELECT pg_advisory_xact_lock(74017401)"))
+            for statement in PG_SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(sa.text(statement))
+
+    def enqueue(self, conversation_id: str, payloads: Dict[str, Dict[str, Any]]) -> List[str]:
+        now = time.time()
+        new: List[str] = []
+        with self.engine.begin() as db:
+            for sign, payload in payloads.items():
+                inserted = db.execute(self._sa.text(
+                    "INSERT INTO clinic_notifications (conversation_id, sign, payload, created_at, next_attempt_at) "
+                    "VALUES (:c, :s, :p, :now, :now) ON CONFLICT (conversation_id, sign) DO NOTHING RETURNING id"),
+                    {"c": conversation_id, "s": sign, "p": json.dumps(payload, sort_keys=True), "now": now}).first()
+                if inserted is not None:
+                    new.append(sign)
+        return new
+
+    def _claim_due(self, limit: int) -> List[Any]:
+        now = time.time()
+        with self.engine.begin() as db:
+            rows = db.execute(self._sa.text(
+                "UPDATE clinic_notifications SET lease_until = :lease WHERE id IN ("
+                "  SELECT id FROM clinic_notifications WHERE delivered_at IS NULL AND next_attempt_at <= :now"
+                "  AND lease_until <= :now ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED) RETURNING *"),
+                {"lease": now + LEASE_S, "now": now, "limit": limit}).mappings().all()
+        return sorted((dict(row) for row in rows), key=lambda row: row["id"])
+
+    def _record(self, row_id: int, error: Optional[str]) -> None:
+        now = time.time()
+        with self.engine.begin() as db:
+            if error is None:
+                db.execute(self._sa.text(
+                    "UPDATE clinic_notifications SET delivered_at = :now, attempts = attempts + 1, "
+                    "lease_until = 0, last_error = NULL WHERE id = :id"), {"now": now, "id": row_id})
+            else:
+                attempts = db.execute(self._sa.text(
+                    "SELECT attempts FROM clinic_notifications WHERE id = :id FOR UPDATE"),
+                    {"id": row_id}).scalar_one() + 1
+                db.execute(self._sa.text(
+                    "UPDATE clinic_notifications SET attempts = :a, next_attempt_at = :next, lease_until = 0, "
+                    "last_error = :e WHERE id = :id"),
+                    {"a": attempts, "next": now + backoff(attempts), "e": error[:500], "id": row_id})
+
+    def pending(self) -> List[Dict[str, Any]]:
+        with self.engine.connect() as db:
+            rows = db.execute(self._sa.text(
+                "SELECT conversation_id, sign, attempts, next_attempt_at, last_error "
+                "FROM clinic_notifications WHERE delivered_at IS NULL ORDER BY id")).mappings().all()
+        return [dict(row) for row in rows]
+
+    def status(self, conversation_id: str, signs: Iterable[str]) -> Dict[str, str]:
+        wanted = list(signs)
+        with self.engine.connect() as db:
+            rows = db.execute(self._sa.text(
+                "SELECT sign, delivered_at FROM clinic_notifications WHERE conversation_id = :c"),
+                {"c": conversation_id}).mappings().all()
         found = {row["sign"]: "delivered" if row["delivered_at"] else "queued" for row in rows}
         return {sign: found.get(sign, "unknown") for sign in wanted}
 

@@ -161,9 +161,13 @@ class ReviewConfig:
         database_url = env.get("REVIEW_DATABASE_URL") or f"sqlite:///{var_dir / 'review.db'}"
         proxies = (env.get("REVIEW_TRUSTED_PROXIES") or "").replace(",", " ").split()
         outbox = env.get("OUTBOX_DB")
-        outbox_path = Path(outbox) if outbox else OutboxSettings.from_config().db_path
+        settings = OutboxSettings.from_config()
+        outbox_path = Path(outbox) if outbox else settings.db_path
         if not outbox_path.is_absolute():
             outbox_path = PROJECT_DIR / outbox_path
+        if settings.database_url and not outbox:
+            # The outbox is in PostgreSQL (the replicated set-up): review/tracker.py reads it there.
+            outbox_path = settings.database_url  # type: ignore[assignment]
         return cls(
             database_url=database_url,
             tracker_url=tracker_store_url(endpoints_file or endpoints_path()),

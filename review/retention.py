@@ -90,6 +90,37 @@ def _chunks(items: List[Any], size: int = 500) -> Iterable[List[Any]]:
         yield items[start:start + size]
 
 
+def _clean_outbox_in_database(url: str, purged_ids: Iterable[str], cutoff: float,
+                              reader: TrackerReader) -> Tuple[int, int]:
+    """clean_outbox for an outbox in a database (common/outbox.py's PostgresOutbox), in one transaction."""
+    import sqlalchemy as sa
+
+    if not reader.available():
+        return 0, 0
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
+    try:
+        with engine.begin() as db:
+            if not sa.inspect(db).has_table("clinic_notifications"):
+                return 0, 0
+            earlier = [row[0] for row in db.execute(sa.text(
+                "SELECT DISTINCT conversation_id FROM clinic_notifications "
+                "WHERE delivered_at IS NOT NULL AND created_at < :cutoff"), {"cutoff": cutoff})]
+            targets = sorted(set(purged_ids) | (set(earlier) - reader.existing_senders(earlier)))
+            deleted = kept = 0
+            for batch in _chunks(targets):
+                deleted += db.execute(sa.text(
+                    "DELETE FROM clinic_notifications WHERE delivered_at IS NOT NULL "
+                    "AND conversation_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+                    {"ids": batch}).rowcount or 0
+                kept += db.execute(sa.text(
+                    "SELECT count(*) FROM clinic_notifications WHERE delivered_at IS NULL "
+                    "AND conversation_id IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+                    {"ids": batch}).scalar_one()
+    finally:
+        engine.dispose()
+    return deleted, kept
+
+
 def clean_outbox(outbox_path: Optional[Path], purged_ids: Iterable[str], cutoff: float,
                  reader: TrackerReader) -> Tuple[int, int]:
     """Deletes the delivered clinic notifications of purged conversations; returns (deleted, kept).
@@ -98,6 +129,8 @@ def clean_outbox(outbox_path: Optional[Path], purged_ids: Iterable[str], cutoff:
     cutoff) that have been delivered since. Undelivered notifications are never deleted:
     they still have to reach the clinic; ``kept`` counts them.
     """
+    if isinstance(outbox_path, str) and "://" in outbox_path:  # the outbox in PostgreSQL
+        return _clean_outbox_in_database(outbox_path, purged_ids, cutoff, reader)
     if not outbox_path or not Path(outbox_path).exists() or not reader.available():
         return 0, 0
     purged = set(purged_ids)

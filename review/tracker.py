@@ -511,6 +511,24 @@ class TrackerReader:
         return found
 
 
+_OUTBOX_ENGINES: Dict[str, Any] = {}
+
+
+def _notifications_in_database(url: str, conversation_id: str) -> Optional[List[Any]]:
+    """The outbox rows of a conversation from a database URL (PostgreSQL), or None when unreachable."""
+    engine = _OUTBOX_ENGINES.get(url)
+    if engine is None:
+        engine = _OUTBOX_ENGINES[url] = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    try:
+        with engine.connect() as db:
+            return list(db.execute(sa.text(
+                "SELECT sign, created_at, attempts, delivered_at, last_error, next_attempt_at "
+                "FROM clinic_notifications WHERE conversation_id = :c ORDER BY id"),
+                {"c": conversation_id}).mappings())
+    except sa.exc.SQLAlchemyError:
+        return None
+
+
 def notifications(outbox_path: Any, conversation_id: str) -> Optional[List[Dict[str, Any]]]:
     """The clinic notifications queued for a conversation (common/outbox.py), read-only.
 
@@ -520,24 +538,29 @@ def notifications(outbox_path: Any, conversation_id: str) -> Optional[List[Dict[
     import sqlite3
     from pathlib import Path
 
-    path = Path(outbox_path)
-    if not path.exists():
-        return None
-    try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
-    except sqlite3.Error:
-        return None
-    try:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(
-            "SELECT sign, created_at, attempts, delivered_at, last_error, next_attempt_at "
-            "FROM clinic_notifications WHERE conversation_id = ? ORDER BY id",
-            (conversation_id,),
-        ).fetchall()
-    except sqlite3.Error:
-        return None
-    finally:
-        db.close()
+    if isinstance(outbox_path, str) and "://" in outbox_path:
+        rows = _notifications_in_database(outbox_path, conversation_id)
+        if rows is None:
+            return None
+    else:
+        path = Path(outbox_path)
+        if not path.exists():
+            return None
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        except sqlite3.Error:
+            return None
+        try:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(
+                "SELECT sign, created_at, attempts, delivered_at, last_error, next_attempt_at "
+                "FROM clinic_notifications WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        except sqlite3.Error:
+            return None
+        finally:
+            db.close()
     out = []
     for row in rows:
         out.append({

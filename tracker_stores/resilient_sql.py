@@ -54,12 +54,14 @@ What this store changes:
   database (without its password), the attempts and the last error. Until an operation
   succeeds again, later ones try once and raise at once, so during a long outage a turn
   (which reads and writes the tracker several times) doesn't wait out the retries at
-  every step. Called directly (a script, a test, a server without the fail-safe wrapper)
-  this stops the caller. Inside ``rasa run`` the fail-safe wrapper still catches it: it
-  is logged as an ERROR with that message, and the patient still gets an answer (for
-  this assistant, whose urgent red-flag message must go out, answering matters more than
-  recording), but that turn is not recorded. So restarts and short outages lose nothing;
-  only an outage longer than the retry budget does, and then with its cause in the log.
+  every step. Called directly (a script, a test) this stops the caller. Inside ``rasa
+  run``, Rasa's fail-safe wrapper would catch it and carry on from an empty, in-memory
+  tracker; importing this module installs tracker_stores/fail_loudly.py, which makes
+  the wrapper raise it again. The turn then fails loudly: nothing of it is stored, the
+  REST channel answers 503 with a JSON error and the socket.io channel an ``error``
+  event (channels/), and the client sends the message again. So no event is lost, and
+  none is stored twice; restarts and short outages are ridden out without the patient
+  noticing.
 * Rasa's loader quietly replaces a custom tracker store whose constructor raises
   ``ImportError`` or ``AttributeError`` (a database driver that isn't installed, say)
   with an ``InMemoryTrackerStore``, a warning being the only sign. This store raises
@@ -83,6 +85,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import ConnectionException, RasaException
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
+from tracker_stores import fail_loudly
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_ATTEMPTS = 5
@@ -98,6 +102,11 @@ class TrackerStoreUnavailable(ConnectionException):
 
 class TrackerStoreConfigError(RasaException):
     """The tracker store can't be created as configured."""
+
+
+# Inside `rasa run`, let TrackerStoreUnavailable fail the turn instead of Rasa's
+# fail-safe wrapper swallowing it (tracker_stores/fail_loudly.py).
+fail_loudly.install(TrackerStoreUnavailable)
 
 
 def is_connection_error(error: BaseException) -> bool:

@@ -23,6 +23,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import read_endpoint_config
 
 from tests.prod.conftest import store_settings
+from tracker_stores import fail_loudly
 from tracker_stores.resilient_sql import ResilientSQLTrackerStore, TrackerStoreConfigError, TrackerStoreUnavailable
 
 DOMAIN = Domain.empty()
@@ -285,20 +286,65 @@ async def test_it_fails_loudly_when_the_database_stays_down_and_loses_nothing_on
     assert stored(running, database) == labels(tracker.events)
 
 
-async def test_inside_rasas_fail_safe_wrapper_a_long_outage_is_logged_with_its_cause(running, database, caplog):
-    """Rasa's wrapper still catches the error and keeps the turn in memory (see the module docstring),
-    but the log says which database was unreachable and for how long, not a bare connection error."""
+@pytest.fixture
+def stock_fail_safe() -> Iterator[None]:
+    """Rasa's FailSafeTrackerStore as it ships, without tracker_stores/fail_loudly.py."""
+    fail_loudly.uninstall()
+    try:
+        yield
+    finally:
+        fail_loudly.install(TrackerStoreUnavailable)
+
+
+async def test_stock_fail_safe_wrapper_answers_a_long_outage_from_a_forgotten_context(
+        running, database, stock_fail_safe, caplog):
+    """Without the fix: the database down for longer than the retries, Rasa's wrapper logs the error,
+    starts the turn from an empty tracker, keeps its events in memory, and nothing fails."""
+    assert not fail_loudly.installed()
     store = FailSafeTrackerStore(resilient(running, database, attempts=2, backoff=0.1))
-    tracker = new_tracker(1)
-    await store.save(tracker)
+    await store.save(new_tracker(1))
     running.stop()
-    add_turn(tracker, 2)
-    with caplog.at_level(logging.ERROR, logger="rasa.core.tracker_store"):
-        await store.save(tracker)
+    try:
+        with caplog.at_level(logging.ERROR, logger="rasa.core.tracker_store"):
+            tracker = await store.get_or_create_tracker(SENDER)  # no error reaches the caller
+            add_turn(tracker, 2)
+            await store.save(tracker)
+    finally:
+        running.start()
+    assert "user:question 1" not in labels(tracker.events)  # the context is forgotten
     errors = [r.getMessage() for r in caplog.records if r.name == "rasa.core.tracker_store"]
-    assert errors and "could not save a conversation" in errors[0] and "unreachable for 2 attempt(s)" in errors[0]
-    running.start()
-    assert stored(running, database) == labels(new_tracker(1).events)
+    assert errors and "unreachable for" in errors[0]
+    assert stored(running, database) == labels(new_tracker(1).events)  # and the turn is lost
+
+
+async def test_with_the_fix_a_long_outage_fails_the_turn_loudly_and_loses_nothing(running, database):
+    """With tracker_stores/fail_loudly.py (installed by importing the resilient store): the same outage
+    raises TrackerStoreUnavailable out of Rasa's wrapper, before any fallback; the turn, sent again once
+    the database is back, is stored with its context, once."""
+    assert fail_loudly.installed()
+    store = FailSafeTrackerStore(resilient(running, database, attempts=2, backoff=0.1))
+    await store.save(new_tracker(1))
+    running.stop()
+    try:
+        with pytest.raises(TrackerStoreUnavailable, match="could not read a conversation"):
+            await store.get_or_create_tracker(SENDER)
+        tracker = new_tracker(1)  # a turn whose read worked just before the outage
+        add_turn(tracker, 2)
+        with pytest.raises(TrackerStoreUnavailable, match="could not save a conversation"):
+            await store.save(tracker)
+        with pytest.raises(TrackerStoreUnavailable):
+            await store.keys()
+    finally:
+        running.start()
+    tracker = await store.get_or_create_tracker(SENDER)  # the patient sends the message again
+    assert labels(tracker.events) == labels(new_tracker(1).events)
+    add_turn(tracker, 2)
+    await store.save(tracker)
+    assert stored(running, database) == labels(new_tracker(1, 2).events)
+    # Other errors are still Rasa's to handle: the wrapper swallows them as before.
+    broken = FailSafeTrackerStore(InMemoryTrackerStore(DOMAIN))
+    broken._tracker_store.retrieve = lambda sender: (_ for _ in ()).throw(RuntimeError("other"))  # type: ignore
+    assert await broken.retrieve(SENDER) is None
 
 
 async def test_other_database_errors_are_raised_at_once(running, database):
