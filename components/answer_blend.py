@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
@@ -31,7 +30,6 @@ from rasa.nlu.constants import (
     RESPONSE_SELECTOR_RESPONSES_KEY,
     RESPONSE_SELECTOR_UTTER_ACTION_KEY,
 )
-from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.nlu.constants import (
     INTENT,
     INTENT_RESPONSE_KEY,
@@ -42,7 +40,7 @@ from rasa.shared.nlu.training_data import util
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.linear_text import DEFAULTS, LinearTextModel, message_text
+from components.linear_text import DEFAULTS, LinearTextComponent, message_text
 
 
 def blend(
@@ -60,35 +58,21 @@ def blend(
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
-class AnswerBlend(GraphComponent):
-    """Averages the ResponseSelector's answer ranking with a linear topic model's."""
+class AnswerBlend(LinearTextComponent):
+    """Averages the ResponseSelector's answer ranking with a linear topic model's.
 
-    @classmethod
-    def required_components(cls) -> List[type]:
-        # Not ResponseSelector: Rasa checks this list against the training graph too,
-        # where both train side by side. config.yml puts this one after the selector.
-        return [Tokenizer]
+    It does not list the ResponseSelector among its required components: Rasa checks
+    that list against the training graph too, where both train side by side.
+    config.yml puts this one after the selector.
+    """
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {**DEFAULTS, "retrieval_intent": "faq", "selector_weight": 0.5, "ranking_length": 10}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource) -> None:
-        self.config = {**self.get_default_config(), **config}
-        self._model_storage = model_storage
-        self._resource = resource
-        self.model = LinearTextModel(self.config)
+        super().__init__(config, model_storage, resource)
         self.responses: Dict[Text, List[Dict[Text, Any]]] = {}
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "AnswerBlend":
-        return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
         retrieval_intent = self.config["retrieval_intent"]
@@ -109,27 +93,10 @@ class AnswerBlend(GraphComponent):
             label: training_data.responses.get(util.intent_response_key_to_template_key(label)) or []
             for label in self.model.labels
         }
-        with self._model_storage.write_to(self._resource) as directory:
-            self.model.save(directory, extra={"responses": self.responses})
-        return self._resource
+        return self._store(extra={"responses": self.responses})
 
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> "AnswerBlend":
-        component = cls(config, model_storage, resource)
-        try:
-            with model_storage.read_from(resource) as directory:
-                component.model, stored = LinearTextModel.load(directory, component.config)
-                component.responses = stored.get("responses") or {}
-        except (ValueError, FileNotFoundError):
-            pass  # trained without two answers to choose between
-        return component
+    def _restore(self, stored: Dict[Text, Any]) -> None:
+        self.responses = stored.get("responses") or {}
 
     def _blend_one(self, message: Message, probabilities: Dict[Text, float]) -> None:
         retrieval_intent = self.config["retrieval_intent"]

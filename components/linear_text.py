@@ -6,6 +6,9 @@ balanced class weights. It trains in seconds on our 4,000 examples, and its
 probabilities are calibrated well enough for fallback thresholds. Features and
 weights are stored as JSON and NumPy arrays (no pickle), so a model stays
 self-contained and safe to load.
+
+``LinearTextComponent`` is the Rasa graph component around one such model: it
+creates, stores and loads it, for the components built on it.
 """
 from __future__ import annotations
 
@@ -18,7 +21,11 @@ import scipy.sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
@@ -125,3 +132,58 @@ class LinearTextModel:
             vectorizer.vocabulary = stored["features"][name]["vocabulary"]
             vectorizer.idf_ = np.asarray(stored["features"][name]["idf"])
         return model, stored
+
+
+class LinearTextComponent(GraphComponent):
+    """A trainable Rasa component around one ``LinearTextModel`` in its model resource.
+
+    Subclasses fit ``self.model`` in ``train`` and call ``_store``; what they store
+    beside the model (``extra``) comes back to ``_restore`` when the model is loaded.
+    A component trained without examples stores nothing and predicts nothing.
+    """
+
+    @classmethod
+    def required_components(cls) -> List[type]:
+        return [Tokenizer]
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource) -> None:
+        self.config = {**self.get_default_config(), **config}
+        self._model_storage = model_storage
+        self._resource = resource
+        self.model = LinearTextModel(self.config)
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> "LinearTextComponent":
+        return cls(config, model_storage, resource)
+
+    def _store(self, extra: Optional[Dict[Text, Any]] = None) -> Resource:
+        with self._model_storage.write_to(self._resource) as directory:
+            self.model.save(directory, extra=extra)
+        return self._resource
+
+    def _restore(self, stored: Dict[Text, Any]) -> None:
+        """Takes back what ``_store`` kept beside the model (nothing by default)."""
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> "LinearTextComponent":
+        component = cls(config, model_storage, resource)
+        try:
+            with model_storage.read_from(resource) as directory:
+                component.model, stored = LinearTextModel.load(directory, component.config)
+        except (ValueError, FileNotFoundError):
+            return component  # trained without examples: predicts nothing
+        component._restore(stored)
+        return component

@@ -30,11 +30,8 @@ from typing import Any, Dict, List, Text, Tuple
 import numpy as np
 import scipy.sparse
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
-from rasa.nlu.tokenizers.tokenizer import Tokenizer
 from rasa.shared.nlu.constants import (
     INTENT,
     INTENT_NAME_KEY,
@@ -46,7 +43,7 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from components.linear_text import DEFAULTS, LinearTextModel, message_text
+from components.linear_text import DEFAULTS, LinearTextComponent, message_text
 
 RETRIEVAL_SEPARATOR = "/"
 
@@ -73,37 +70,12 @@ def aggregate(labels: List[Text], probabilities: np.ndarray) -> List[Tuple[Text,
 @DefaultV1Recipe.register(
     [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
 )
-class TopicIntentClassifier(GraphComponent):
+class TopicIntentClassifier(LinearTextComponent):
     """Logistic regression over TF-IDF features, trained on full retrieval intents."""
-
-    @classmethod
-    def required_components(cls) -> List[type]:
-        return [Tokenizer]
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return {**DEFAULTS, "ranking_length": 10}
-
-    def __init__(
-        self,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-    ) -> None:
-        self.config = {**self.get_default_config(), **config}
-        self._model_storage = model_storage
-        self._resource = resource
-        self.model = LinearTextModel(self.config)
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "TopicIntentClassifier":
-        return cls(config, model_storage, resource)
 
     _text = staticmethod(message_text)
 
@@ -128,26 +100,7 @@ class TopicIntentClassifier(GraphComponent):
         texts = [message_text(example) for example in examples]
         labels = [example.get(INTENT_RESPONSE_KEY) or example.get(INTENT) for example in examples]
         self.model.fit(texts, labels)
-        with self._model_storage.write_to(self._resource) as directory:
-            self.model.save(directory)
-        return self._resource
-
-    @classmethod
-    def load(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-        **kwargs: Any,
-    ) -> "TopicIntentClassifier":
-        component = cls(config, model_storage, resource)
-        try:
-            with model_storage.read_from(resource) as directory:
-                component.model, _ = LinearTextModel.load(directory, component.config)
-        except (ValueError, FileNotFoundError):
-            pass  # trained without examples: predicts nothing
-        return component
+        return self._store()
 
     def process(self, messages: List[Message]) -> List[Message]:
         if not self.model.trained or not messages:
