@@ -65,3 +65,19 @@ def database(postgres: Cluster) -> Iterator[str]:
     yield name
     if postgres.is_running():
         postgres.drop_database(name)
+
+
+def endpoints_file(path: Path, store_type: str = "SQL", **options: object) -> Path:
+    """endpoints.yml's tracker_store as the README gives it, every value from the environment
+    (the variables `python3 -m scripts.prod.postgres env` prints), plus ``options``."""
+    extra = "".join(f"  {key}: {value}\n" for key, value in options.items())
+    path.write_text(f"""tracker_store:
+  type: {store_type}
+  dialect: "postgresql"
+  url: ${{TRACKER_DB_HOST}}
+  port: ${{TRACKER_DB_PORT}}
+  username: ${{TRACKER_DB_USER}}
+  password: ${{TRACKER_DB_PASSWORD}}
+  db: ${{TRACKER_DB_NAME}}
+{extra}""")
+    return path

@@ -22,7 +22,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionSt
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import read_endpoint_config
 
-from tests.prod.conftest import store_settings
+from tests.prod.conftest import endpoints_file, store_settings
 from tracker_stores import fail_loudly
 from tracker_stores.resilient_sql import ResilientSQLTrackerStore, TrackerStoreConfigError, TrackerStoreUnavailable
 
@@ -85,18 +85,7 @@ async def test_rasa_creates_it_from_endpoints_yml_on_postgresql(tmp_path, postgr
     """The snippet for endpoints.yml, with the variables `python3 -m scripts.prod.postgres env` prints."""
     for key, value in dict(postgres.env(), TRACKER_DB_NAME=database).items():
         monkeypatch.setenv(key, value)
-    endpoints = tmp_path / "endpoints.yml"
-    endpoints.write_text(f"""tracker_store:
-  type: {RESILIENT}
-  dialect: "postgresql"
-  url: ${{TRACKER_DB_HOST}}
-  port: ${{TRACKER_DB_PORT}}
-  username: ${{TRACKER_DB_USER}}
-  password: ${{TRACKER_DB_PASSWORD}}
-  db: ${{TRACKER_DB_NAME}}
-  attempts: 3
-  backoff: 0.2
-""")
+    endpoints = endpoints_file(tmp_path / "endpoints.yml", RESILIENT, attempts=3, backoff=0.2)
     store = TrackerStore.create(read_endpoint_config(str(endpoints), "tracker_store"), domain=DOMAIN)
     assert type(store) is ResilientSQLTrackerStore
     assert (store.attempts, store.backoff) == (3, 0.2)

@@ -37,7 +37,7 @@ from review.retention import purge
 from review.store import ListFilter
 from review.tracker import TrackerReader
 from scripts.prod.postgres import Cluster
-from tests.prod.conftest import new_database, store_settings
+from tests.prod.conftest import endpoints_file as tracker_store_endpoints, new_database, store_settings
 from tests.review.conftest import ADMIN, VIEWER, add_conversation, config_for, csrf_of, do_login, seed
 
 CONVERSATIONS = 200
@@ -73,17 +73,7 @@ def copy_to_postgres(sqlite_file: Path, cluster: Cluster, database: str, domain:
 
 def endpoints_file(directory: Path, store_type: str = "SQL") -> Path:
     """endpoints.yml's tracker_store as the README gives it, every value from the environment."""
-    path = directory / f"endpoints-{store_type.rsplit('.', 1)[-1].lower()}.yml"
-    path.write_text(f"""tracker_store:
-  type: {store_type}
-  dialect: "postgresql"
-  url: ${{TRACKER_DB_HOST}}
-  port: ${{TRACKER_DB_PORT}}
-  username: ${{TRACKER_DB_USER}}
-  password: ${{TRACKER_DB_PASSWORD}}
-  db: ${{TRACKER_DB_NAME}}
-""")
-    return path
+    return tracker_store_endpoints(directory / f"endpoints-{store_type.rsplit('.', 1)[-1].lower()}.yml", store_type)
 
 
 def tracker_env(cluster: Cluster, database: str) -> Dict[str, str]:
