@@ -36,9 +36,10 @@ help:
 	@echo "              ours against Rasa's default pipeline; reports/bench.md (an hour or more on 2 cores;"
 	@echo "              BENCH_QUICK=1 for a few minutes; options: python -m scripts.bench --help)"
 	@echo "make cross-validate - 5-fold NLU cross-validation (intent and response selection F1)"
-	@echo "make eval - how well the NLU understands patients, ours against Rasa's default pipeline: held-out set and"
-	@echo "            5-fold cross-validation, report in reports/eval.md (about 2 hours on 2 cores;"
-	@echo "            FOLDS=3, EVAL_SKIP_CV=1 for the held-out set alone, EVAL_SKIP_DEFAULT=1; see scripts/evaluate/run.py)"
+	@echo "make eval - how well the NLU understands patients, ours against Rasa's default pipeline: both on the"
+	@echo "            held-out set, ours also in 5-fold cross-validation; report in reports/eval.md (about an hour"
+	@echo "            on 2 cores, 30 min less after make bench; EVAL_SKIP_CV=1 for the held-out set alone,"
+	@echo "            EVAL_CV_ALL=1 to cross-validate the default too (3 more hours); see scripts/evaluate/run.py)"
 	@echo "make eval-red-flags - red-flag recall and false-alarm rate on the evaluation sets (matcher, then whole model)"
 	@echo "make review-user NAME=<name> [ROLE=admin|viewer] - create a clinic review app account (asks for the password)"
 	@echo "make review-screenshots - the README's screenshots of the review app, over seeded demo data"
@@ -130,8 +131,9 @@ cross-validate: setup
 	  --out results/cross-validation
 	@$(PY) scripts/report_cv.py results/cross-validation
 
-# Held-out set and cross-validation, ours (config.yml) against Rasa's default pipeline
-# (scripts/default_config.yml); NLU-only models in results/eval, never in models/.
+# Held-out set, ours (config.yml) against Rasa's default pipeline (scripts/default_config.yml),
+# and ours cross-validated; NLU-only models in results/eval, never in models/ (or the
+# full models make bench keeps in var/bench/models/, when their inputs are unchanged).
 eval: setup
 	@$(PY) -m scripts.evaluate
 

@@ -204,3 +204,33 @@ def weakest(report: Mapping[str, Any], n: int = 8) -> List[Dict[str, Any]]:
 
 def label_f1(report: Optional[Mapping[str, Any]], label: str) -> Optional[float]:
     return ((report or {}).get(label) or {}).get("f1-score")
+
+
+SWEEP_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def answer_threshold_sweep(
+    selections: Iterable[Mapping[str, Any]], thresholds: Iterable[float] = SWEEP_THRESHOLDS
+) -> List[Dict[str, Any]]:
+    """What each answer-fallback threshold would do to FAQ questions, from Rasa's
+    response-selection successes and errors (``rasa test nlu --successes``): a question is
+    answered when the selected answer's confidence reaches the threshold, right or wrong,
+    and otherwise falls back to the article search. The answer selector alone: the intent
+    classifier's own fallback and the red-flag detector are not applied here."""
+    rows = [(r.get("intent_response_key_target"), (r.get("intent_response_key_prediction") or {}))
+            for r in selections]
+    scored = [(target, p.get("name"), p.get("confidence")) for target, p in rows if target]
+    out = []
+    for threshold in thresholds:
+        answered = [(t, p) for t, p, c in scored if c is not None and c >= threshold]
+        right = sum(1 for t, p in answered if t == p)
+        out.append({
+            "threshold": threshold,
+            "questions": len(scored),
+            "answered_right": right,
+            "answered_wrong": len(answered) - right,
+            "fallback": len(scored) - len(answered),
+            "answered_right_share": ratio(right, len(scored)),
+            "wrong_share_of_answers": ratio(len(answered) - right, len(answered)),
+        })
+    return out

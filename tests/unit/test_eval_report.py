@@ -266,3 +266,87 @@ def test_inputs_key_changes_with_the_config_and_the_data(tmp_path):
     assert changed != key
     (nlu / "a.yml").write_text("nlu: [{intent: greet, examples: '- hi'}]\n")
     assert run.inputs_key(config, nlu) != changed
+
+
+def test_only_ours_is_cross_validated_unless_asked(monkeypatch):
+    for name in ("EVAL_CV_ALL", "EVAL_SKIP_DEFAULT", "EVAL_EXTRA_CONFIGS"):
+        monkeypatch.delenv(name, raising=False)
+    assert not run.parse_args([]).cv_all
+    monkeypatch.setenv("EVAL_CV_ALL", "1")
+    assert run.parse_args([]).cv_all
+
+
+def test_make_benchs_full_model_is_reused_for_unchanged_inputs(tmp_path, monkeypatch):
+    from scripts.bench import train as bench_train
+
+    monkeypatch.setattr(bench_train, "CACHE", tmp_path / "bench")
+    monkeypatch.delenv("EVAL_FORCE", raising=False)
+    settings = run.parse_args(["--work", str(tmp_path / "work")])
+    config = PROJECT / "scripts/default_config.yml"
+    trained = []
+    monkeypatch.setattr(run, "run_logged", lambda *args, **kwargs: trained.append(args) or 0.0)
+
+    kept = bench_train.cached_model("default", config)
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"a model")
+    model, seconds, source = run.train(run.Progress(), "default", config, settings)
+    assert (model, seconds, source) == (kept, None, "make bench (full model)") and not trained
+
+    # another pipeline's name, other training data, or EVAL_FORCE: the bench's model is not used
+    with pytest.raises(RuntimeError, match="training wrote no model"):
+        run.train(run.Progress(), "ours", config, settings)
+    other = run.parse_args(["--work", str(tmp_path / "work"), "--nlu", str(tmp_path)])
+    assert run.bench_model("default", config, other) is None
+    forced = run.parse_args(["--work", str(tmp_path / "work"), "--force"])
+    with pytest.raises(RuntimeError, match="training wrote no model"):
+        run.train(run.Progress(), "default", config, forced)
+    assert len(trained) == 2
+
+
+def test_readme_needs_ours_cross_validated_and_every_config_held_out(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{render.README_START}\nFIGURES-BEFORE\n{render.README_END}\n")
+    monkeypatch.delenv("EVAL_NO_README", raising=False)
+    settings = run.parse_args(["--out", str(tmp_path / "reports")])
+    monkeypatch.setattr(run, "PROJECT", tmp_path)
+    (tmp_path / "reports").mkdir()
+
+    incomplete = results()
+    incomplete["configs"]["default"]["heldout"] = None
+    run.maybe_update_readme(incomplete, settings, run.Progress())
+    assert "FIGURES-BEFORE" in readme.read_text()
+    run.maybe_update_readme(results(with_default=False), settings, run.Progress())
+    assert "FIGURES-BEFORE" in readme.read_text()
+
+    run.maybe_update_readme(results(), settings, run.Progress())  # the default's CV was not run
+    assert "FIGURES-BEFORE" not in readme.read_text() and "0.890" in readme.read_text()
+
+
+def test_answer_threshold_sweep_counts_answers_right_wrong_and_fallbacks(tmp_path):
+    def selection(target, predicted, confidence):
+        return {"text": "q", "intent_response_key_target": target,
+                "intent_response_key_prediction": {"name": predicted, "confidence": confidence}}
+
+    picks = [selection("faq/bed", "faq/bed", 0.9), selection("faq/xray", "faq/xray", 0.45),
+             selection("faq/risks", "faq/causes", 0.55), selection("faq/risks", "faq/causes", 0.25),
+             selection("", "faq/bed", 0.9)]  # no answer key: not an FAQ question
+    rows = {row["threshold"]: row for row in metrics.answer_threshold_sweep(picks, (0.2, 0.5, 0.95))}
+    assert rows[0.2] == {"threshold": 0.2, "questions": 4, "answered_right": 2, "answered_wrong": 2, "fallback": 0,
+                         "answered_right_share": 0.5, "wrong_share_of_answers": 0.5}
+    assert (rows[0.5]["answered_right"], rows[0.5]["answered_wrong"], rows[0.5]["fallback"]) == (1, 1, 2)
+    assert rows[0.95]["fallback"] == 4 and rows[0.95]["wrong_share_of_answers"] is None
+
+    # read from the files Rasa's cross-validation writes, and shown in the report with the current threshold
+    import json
+    (tmp_path / "response_selection_successes.json").write_text(json.dumps(picks[:2]))
+    assert run.threshold_sweep(tmp_path) is None  # no errors file: not a run with both lists
+    (tmp_path / "response_selection_errors.json").write_text(json.dumps(picks[2:]))
+    sweep = run.threshold_sweep(tmp_path)
+    assert [row["questions"] for row in sweep] == [4] * len(metrics.SWEEP_THRESHOLDS)
+    data = results()
+    data["configs"]["ours"]["cv"]["answer_threshold_sweep"] = sweep
+    data["configs"]["ours"]["answer_fallback_threshold"] = 0.5
+    text = render.render_report(data)
+    assert "| 0.5 (current) | 25.0% (1) | 1 | 50.0% | 2 |" in text
+    assert run.answer_fallback_threshold(PROJECT / "config.yml") is not None
+    assert run.answer_fallback_threshold(PROJECT / "scripts/default_config.yml") is None
