@@ -99,3 +99,15 @@ def test_evaluation_sets_are_not_in_the_training_data():
     leaked = sorted({text for text in texts if normalise(text) in seen})
     assert not leaked, f"evaluation messages found in the training data: {leaked}"
 
+
+
+def test_every_line_of_an_examples_block_is_an_example():
+    """Inside `examples: |` a YAML comment is text: Rasa skips such a line with a warning
+    (and an example without its "- " would be lost the same way)."""
+    stray = []
+    for path in sorted(NLU.rglob("*.yml")) + [p for p in EVALUATION_SETS if p.parent.name == "nlu"]:
+        for item in (yaml.safe_load(path.read_text()) or {}).get("nlu") or []:
+            for line in str(item.get("examples") or "").splitlines():
+                if line.strip() and not line.strip().startswith("- "):
+                    stray.append(f"{path.relative_to(PROJECT)}: {line.strip()}")
+    assert not stray, "\n".join(stray)
