@@ -6,11 +6,36 @@ and the output is deterministic, which matters for a safety net.
 """
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from typing import List
 
-import spacy
-from spacy.language import Language
+
+def _import_spacy_without_tensorflow():
+    """Import spaCy without letting thinc import TensorFlow.
+
+    thinc (spaCy's layer library) imports TensorFlow whenever it is installed, to offer
+    its TF wrappers; Rasa installs it. A blank pipeline never uses them, and in the
+    action server, which has no other use for TensorFlow, that import cost about 10 s
+    of start-up and about 400 MB of memory. So while spaCy is first imported,
+    ``import tensorflow`` fails (a None in sys.modules); afterwards it works again, and
+    a process that had already imported TensorFlow (the Rasa server) is left alone.
+    """
+    if "spacy" in sys.modules or "tensorflow" in sys.modules:
+        import spacy as module
+
+        return module
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]
+    try:
+        import spacy as module
+    finally:
+        if sys.modules.get("tensorflow", 0) is None:
+            del sys.modules["tensorflow"]
+    return module
+
+
+spacy = _import_spacy_without_tensorflow()
+from spacy.language import Language  # noqa: E402
 
 
 @lru_cache(maxsize=1)
