@@ -298,7 +298,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "timeout": options.timeout, "seed": options.seed,
     }
     if meta["loadavg_start"] > 0.5:
-        say(f"warning: the machine is busy (load average {meta['loadavg_start']:.2f}); figures will be pessimistic")
+        say(f"load average {meta['loadavg_start']:.2f} (a training just before counts too); other processes' "
+            "CPU is measured in every phase, and the report flags a busy one")
     corpus = Corpus()
     configs = {"ours": options.config, "default": options.default_config}
     pipelines: Dict[str, Dict] = {}

@@ -201,3 +201,18 @@ def test_profile_top_functions_sum_own_and_inclusive_time_without_line_numbers()
     assert [row["function"] for row in summary["inclusive"]] == ["parse (nlu.py)", "save (store.py)"]
     assert top_functions(stacks, trunk=1.01)["inclusive"][0] == {"function": "run (loop.py)", "samples": 10,
                                                                  "share": 1.0}
+
+
+def test_the_busy_warning_follows_the_measured_phases_not_the_start_load():
+    from scripts.bench.report import busy_note
+
+    def result(loadavg, *other_cores):
+        phases = [{"cpu": {"other_cores": c}} for c in other_cores]
+        return {"meta": {"loadavg_start": loadavg, "cpus": 2}, "pipelines": {"ours": {"phases": phases}}}
+
+    assert busy_note(result(0.1, 0.0, 0.02)) == []
+    # make model's training just before: a high load average, quiet phases
+    note = " ".join(busy_note(result(1.67, 0.0, 0.01)))
+    assert "includes any training" in note and "at most 0.01 cores" in note and "busy" not in note
+    # another process during a phase is flagged whatever the load average was
+    assert "**The machine was busy**" in " ".join(busy_note(result(0.0, 0.0, 0.6)))
