@@ -1,6 +1,6 @@
 """`make bench`: how fast and how big the assistant is, against Rasa's default pipeline.
 
-    python -m scripts.bench                 # the full run (about 1.5 hours on 2 cores, most of it
+    python -m scripts.bench                 # the full run (about 1¾ hours on 2 cores, most of it
                                             # training: both pipelines, full and NLU only)
     BENCH_QUICK=1 python -m scripts.bench   # a few minutes: short phases, few conversations,
                                             # trained models reused when there are any
