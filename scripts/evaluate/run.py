@@ -104,9 +104,9 @@ class LogWatcher:
         for piece in re.split(r"[\r\n]+", chunk):
             started = self.COMPONENT.search(piece)
             if started:
-                self.component, self.epochs, self.predicting = started.group(1), None, False
-                if started.group(1) == "DIETClassifier":
+                if self.folds == 0 or self.predicting:  # the first training, or the one after a fold's predictions
                     self.folds += 1
+                self.component, self.epochs, self.predicting = started.group(1), None, False
             epochs = self.EPOCHS.search(piece)
             if epochs:
                 self.epochs = f"epochs {epochs.group(1)}% ({epochs.group(2)})"

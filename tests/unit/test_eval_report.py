@@ -231,6 +231,15 @@ def test_log_watcher_follows_folds_components_and_epochs(tmp_path):
         handle.write("INFO rasa.nlu.test - Running model for predictions:\n")
     assert watcher.poll() == "predicting" and watcher.folds == 2
 
+    # any pipeline: a fold starts with the first component trained after predictions
+    ours = tmp_path / "ours.log"
+    fold = ("INFO rasa.engine.training.hooks - Starting to train component 'CountVectorsFeaturizer'.\n"
+            "INFO rasa.engine.training.hooks - Starting to train component 'TopicIntentClassifier'.\n"
+            "INFO rasa.engine.training.hooks - Starting to train component 'AnswerBlend'.\n")
+    ours.write_text(fold + "INFO rasa.nlu.test - Running model for predictions:\n" + fold)
+    watcher = run.LogWatcher(ours)
+    assert watcher.poll() == "training AnswerBlend" and watcher.folds == 2
+
 
 def test_options_from_the_environment(monkeypatch):
     for name in ("FOLDS", "EVAL_SKIP_CV", "EVAL_SKIP_DEFAULT", "EVAL_EXTRA_CONFIGS", "EVAL_CONFIG"):
