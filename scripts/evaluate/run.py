@@ -19,7 +19,7 @@ Options come from the environment (so `make eval FOLDS=3` works) or the command 
     EVAL_NO_README=1         don't update the README's block of headline figures
 
 What a run compares: every config on the held-out set (trained on the same data), and
-ours cross-validated as well. The default pipeline trains for about 30 minutes on 2 cores
+ours cross-validated as well. The default pipeline trains for about 40 minutes on 2 cores
 (DIETClassifier and ResponseSelector, 100 epochs each, on char n-grams), so its 5-fold
 cross-validation is opt-in (EVAL_CV_ALL=1); one from an earlier run on unchanged inputs is
 reported. A model needs no training when one exists for unchanged inputs: our own earlier
