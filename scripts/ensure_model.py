@@ -65,7 +65,7 @@ def main() -> int:
     if target.exists():
         print(f"==> Model is up to date: {target.relative_to(PROJECT)}")
         return 0
-    print(f"==> Training a model for the current data, config and domain (about 6 minutes on 2 cores)")
+    print(f"==> Training a model for the current data, config and domain (about 3 to 4 minutes on 2 cores)")
     started = time.monotonic()
     result = subprocess.run(
         [
