@@ -21,15 +21,13 @@ def _import_spacy_without_tensorflow():
     ``import tensorflow`` fails (a None in sys.modules); afterwards it works again, and
     a process that had already imported TensorFlow (the Rasa server) is left alone.
     """
-    if "spacy" in sys.modules or "tensorflow" in sys.modules:
-        import spacy as module
-
-        return module
-    sys.modules["tensorflow"] = None  # type: ignore[assignment]
+    hide = "spacy" not in sys.modules and "tensorflow" not in sys.modules
+    if hide:
+        sys.modules["tensorflow"] = None  # type: ignore[assignment]
     try:
         import spacy as module
     finally:
-        if sys.modules.get("tensorflow", 0) is None:
+        if hide:
             del sys.modules["tensorflow"]
     return module
 

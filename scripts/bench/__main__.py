@@ -297,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "sat_ramp": options.saturation_ramp, "sat_duration": options.saturation_duration,
         "timeout": options.timeout, "seed": options.seed,
     }
-    if meta["loadavg_start"] > 0.5:
+    if meta["loadavg_start"] > report.START_LOAD:
         say(f"load average {meta['loadavg_start']:.2f} (a training just before counts too); other processes' "
             "CPU is measured in every phase, and the report flags a busy one")
     corpus = Corpus()

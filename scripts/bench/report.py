@@ -120,6 +120,7 @@ def profile_section(profile: Dict) -> List[str]:
 
 
 BUSY_CORES = 0.1  # other processes' cores in a measured phase above which the figures are flagged
+START_LOAD = 0.5  # a load average at the start above which the report says what it counted
 
 
 def busy_note(result: Dict) -> List[str]:
@@ -132,7 +133,7 @@ def busy_note(result: Dict) -> List[str]:
     if busiest is not None and busiest > BUSY_CORES:
         return [f"**The machine was busy**: in a measured phase other processes used up to {busiest:.2f} of the "
                 f"{meta['cpus']} cores, so latency and throughput are pessimistic (see each phase's last column).", ""]
-    if meta["loadavg_start"] > 0.5:
+    if meta["loadavg_start"] > START_LOAD:
         quiet = (f"in the measured phases other processes used at most {busiest:.2f} cores"
                  if busiest is not None else "no phase was measured")
         return [f"The load average at the start ({meta['loadavg_start']:.2f}) includes any training that "
